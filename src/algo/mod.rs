@@ -1,0 +1,1 @@
+//! PPO, GRPO, advantages and instance filtering: pure math, no channels.

@@ -1,0 +1,202 @@
+//! `tsr env ...`: commands for people to look at, replay, play and benchmark environments.
+
+use std::io::{BufRead, Write};
+
+use anyhow::{Context, Result};
+use clap::Subcommand;
+use tsr::env::{Env, ParsedReply, TaskEnv, TaskKind, play_turn};
+
+use crate::{ConfigArgs, UsageError};
+
+#[derive(Subcommand)]
+pub enum EnvCommand {
+    /// Print the first observation of an instance.
+    Show {
+        #[arg(long)]
+        env: String,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        #[command(flatten)]
+        config: ConfigArgs,
+    },
+    /// Play a list of actions and print one JSON line per step.
+    Replay {
+        #[arg(long)]
+        env: String,
+        /// Instance seed (or the level index when a level file is used).
+        #[arg(long, conflicts_with = "level")]
+        seed: Option<u64>,
+        /// A Sokoban level file, optionally with a 0-based level index: FILE[:INDEX].
+        #[arg(long)]
+        level: Option<String>,
+        /// Comma-separated action names, e.g. "Up,Left,Left".
+        #[arg(long)]
+        actions: String,
+        #[command(flatten)]
+        config: ConfigArgs,
+    },
+    /// Play in the terminal: type action names (several separated by "||" or ","), "q" quits.
+    Play {
+        #[arg(long)]
+        env: String,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        #[command(flatten)]
+        config: ConfigArgs,
+    },
+    /// Measure steps/s and reset time; prints JSON.
+    Bench {
+        #[arg(long)]
+        env: String,
+        /// Seconds per measurement.
+        #[arg(long, default_value_t = 2.0)]
+        seconds: f64,
+        #[command(flatten)]
+        config: ConfigArgs,
+    },
+}
+
+/// Build the environment `name` from the config (plus a level file for Sokoban replays).
+fn build(name: &str, args: &ConfigArgs, level_file: Option<&str>) -> Result<TaskEnv> {
+    let kind = TaskKind::parse(name).map_err(|e| UsageError(e.to_string()))?;
+    let mut args = args.clone();
+    if let Some(file) = level_file {
+        if kind != TaskKind::Sokoban {
+            return Err(UsageError("--level is only for --env sokoban".into()).into());
+        }
+        args.overrides.push(format!(
+            "sokoban.levels={}",
+            toml::Value::String(file.to_owned())
+        ));
+    }
+    let config = args.load()?;
+    Ok(TaskEnv::new(kind, &config)?)
+}
+
+/// Split `FILE[:INDEX]`; a trailing `:N` is an index only when N is a number.
+fn split_level(spec: &str) -> Result<(String, u64)> {
+    match spec.rsplit_once(':') {
+        Some((file, idx)) if !idx.is_empty() && idx.chars().all(|c| c.is_ascii_digit()) => {
+            let index = idx
+                .parse()
+                .map_err(|_| UsageError(format!("level index {idx:?} is too large")))?;
+            Ok((file.to_owned(), index))
+        }
+        _ => Ok((spec.to_owned(), 0)),
+    }
+}
+
+pub fn run(command: EnvCommand) -> Result<()> {
+    match command {
+        EnvCommand::Show { env, seed, config } => {
+            let mut env = build(&env, &config, None)?;
+            env.reset(seed);
+            println!("{}", env.observation());
+        }
+        EnvCommand::Replay {
+            env,
+            seed,
+            level,
+            actions,
+            config,
+        } => {
+            let (level_file, seed) = match (&level, seed) {
+                (Some(spec), _) => {
+                    let (file, index) = split_level(spec)?;
+                    (Some(file), index)
+                }
+                (None, Some(seed)) => (None, seed),
+                (None, None) => {
+                    return Err(UsageError("give --seed S or --level FILE[:INDEX]".into()).into());
+                }
+            };
+            let mut env = build(&env, &config, level_file.as_deref())?;
+            env.reset(seed);
+            let stdout = std::io::stdout();
+            let mut out = stdout.lock();
+            for name in actions.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+                let action = env.parse_action(name).ok_or_else(|| {
+                    UsageError(format!(
+                        "unknown action {name:?}; valid: {}",
+                        env.action_names().join(", ")
+                    ))
+                })?;
+                let step = env.step(action);
+                let line = serde_json::json!({
+                    "action": env.action_name(action),
+                    "reward": step.reward,
+                    "done": step.done,
+                    "success": step.success,
+                    "effective": step.effective,
+                    "observation": env.observation(),
+                });
+                writeln!(out, "{line}")?;
+            }
+        }
+        EnvCommand::Play { env, seed, config } => play(build(&env, &config, None)?, seed, &config)?,
+        EnvCommand::Bench {
+            env,
+            seconds,
+            config,
+        } => {
+            let env = build(&env, &config, None)?;
+            let report =
+                tsr::env::bench::measure(&env, std::time::Duration::from_secs_f64(seconds));
+            println!("{}", serde_json::to_string_pretty(&report)?);
+        }
+    }
+    Ok(())
+}
+
+fn play(mut env: TaskEnv, seed: u64, args: &ConfigArgs) -> Result<()> {
+    let rules = args.load()?.env.rules();
+    env.reset(seed);
+    let (mut used, mut total) = (0usize, 0.0f64);
+    println!(
+        "{}\nActions: {}  (several per turn with \"||\"; q quits)",
+        env.observation(),
+        env.action_names().join(", ")
+    );
+    let stdin = std::io::stdin();
+    for line in stdin.lock().lines() {
+        let line = line.context("reading stdin")?;
+        if line.trim().eq_ignore_ascii_case("q") {
+            break;
+        }
+        let line = line.replace(',', "||");
+        let parts = line
+            .split("||")
+            .map(|s| s.trim().to_owned())
+            .filter(|s| !s.is_empty());
+        let reply = ParsedReply {
+            parts: parts.take(rules.max_actions_per_turn).collect(),
+            matched: true,
+        };
+        let turn = play_turn(&mut env, &reply, used, &rules);
+        used += turn.actions.len();
+        total += turn.reward + turn.penalty;
+        println!("{}", env.observation());
+        println!(
+            "played {:?}, reward {:.2}, return {:.2}, actions left {}",
+            turn.actions,
+            turn.reward,
+            total,
+            rules.max_actions_per_episode.saturating_sub(used)
+        );
+        if turn.no_valid_action {
+            println!("no valid action; valid: {}", env.action_names().join(", "));
+        }
+        if turn.done || used >= rules.max_actions_per_episode {
+            println!(
+                "{}",
+                if turn.success {
+                    "solved!"
+                } else {
+                    "episode over"
+                }
+            );
+            break;
+        }
+    }
+    Ok(())
+}

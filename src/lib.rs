@@ -1,0 +1,10 @@
+//! tsr: Trajectory-Search Rollouts, an actor-based RL trainer for multi-turn LLM agents.
+//!
+//! Layout: `env` (tasks), `policy` (the Qwen2-style decoder), `search` (TSR strategies),
+//! `algo` (PPO/GRPO math), `actors` (the message-passing system that wires them), plus
+//! `config` and `metrics`.
+
+pub mod algo;
+pub mod config;
+pub mod env;
+pub mod policy;

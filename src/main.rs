@@ -1,0 +1,118 @@
+//! The `tsr` command line. Exit codes: 0 ok, 1 runtime error, 2 usage, 78 bad config.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use tsr::config::{Config, ConfigError};
+
+mod cli_env;
+
+#[derive(Parser)]
+#[command(
+    name = "tsr",
+    version,
+    about = "Trajectory-Search Rollouts: RL for multi-turn LLM agents"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Options every config-reading command takes.
+#[derive(Args, Clone, Debug, Default)]
+pub struct ConfigArgs {
+    /// TOML config file (defaults < file < -c overrides).
+    #[arg(long = "config", short = 'f')]
+    pub file: Option<PathBuf>,
+    /// Override one key: -c train.lr=3e-4 (value parsed as TOML, else taken as a string).
+    #[arg(short = 'c', value_name = "KEY=VALUE")]
+    pub overrides: Vec<String>,
+}
+
+impl ConfigArgs {
+    pub fn load(&self) -> Result<Config, ConfigError> {
+        Config::load(self.file.as_deref(), &self.overrides)
+    }
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Print or check configurations.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+    /// Look at, replay, play and benchmark environments.
+    Env {
+        #[command(subcommand)]
+        command: cli_env::EnvCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Print the whole default config, with a comment on every key.
+    Defaults,
+    /// Validate a config file (and overrides); print the resolved config.
+    Check {
+        file: PathBuf,
+        #[arg(short = 'c', value_name = "KEY=VALUE")]
+        overrides: Vec<String>,
+    },
+}
+
+/// Exit code for a bad configuration (sysexits EX_CONFIG).
+const EXIT_CONFIG: u8 = 78;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            if let Some(cfg) = err.downcast_ref::<ConfigError>() {
+                eprint!("error: {cfg}");
+                return ExitCode::from(EXIT_CONFIG);
+            }
+            if let Some(usage) = err.downcast_ref::<UsageError>() {
+                eprintln!("error: {usage}");
+                return ExitCode::from(2);
+            }
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// A command-line mistake clap cannot see (e.g. a malformed `FILE:INDEX`); exit code 2.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Config {
+            command: ConfigCommand::Defaults,
+        } => {
+            print!("{}", Config::default().to_commented_toml());
+            Ok(())
+        }
+        Command::Config {
+            command: ConfigCommand::Check { file, overrides },
+        } => {
+            let config = Config::load(Some(&file), &overrides)?;
+            print!("{}", config.to_toml());
+            eprintln!("{}: ok", file.display());
+            Ok(())
+        }
+        Command::Env { command } => cli_env::run(command).context("env command failed"),
+    }
+}

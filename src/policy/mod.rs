@@ -1,0 +1,1 @@
+//! The policy: tokenizer, Qwen2-style decoder, sampling, training and checkpoints.
