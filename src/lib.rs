@@ -7,4 +7,6 @@
 pub mod algo;
 pub mod config;
 pub mod env;
+pub mod metrics;
 pub mod policy;
+pub mod search;

@@ -1,0 +1,146 @@
+//! Prompts, as the spec's "Prompt and training sequence" section describes: the full chat form for
+//! pretrained chat models and a compact form for small models trained from scratch. Both use the
+//! Qwen chat template `<|im_start|>role\n...<|im_end|>\n`; the compact form drops the system
+//! text's prose and the think block so that sequences stay short for a ~1M-parameter model.
+
+use serde::{Deserialize, Serialize};
+
+use crate::env::{Env, TaskEnv, TaskKind};
+
+pub const IM_START: &str = "<|im_start|>";
+pub const IM_END: &str = "<|im_end|>";
+
+/// Which prompt form to build.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PromptForm {
+    /// System prompt with instructions and legend, `<think>` + `<answer>` replies.
+    Chat,
+    /// One short user line per turn, `<answer>` replies only.
+    Compact,
+}
+
+impl PromptForm {
+    pub fn parse(s: &str) -> Option<PromptForm> {
+        match s {
+            "chat" => Some(PromptForm::Chat),
+            "compact" => Some(PromptForm::Compact),
+            _ => None,
+        }
+    }
+    /// Replies must carry a think block in this form.
+    pub fn requires_think(self) -> bool {
+        self == PromptForm::Chat
+    }
+}
+
+/// What the agent is told about the last turn when it builds the next user message.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct LastTurn {
+    /// Reward of the previous turn; `None` on the first turn.
+    pub reward: Option<f64>,
+    /// The previous reply named no valid action, so nothing happened.
+    pub no_valid_action: bool,
+}
+
+fn task_text(kind: TaskKind) -> (&'static str, &'static str) {
+    match kind {
+        TaskKind::Sokoban => (
+            "You are solving the Sokoban puzzle. Push every box onto a target. You can push a box \
+             but not pull it, and a box cannot be pushed into a wall or another box.",
+            "Symbols: # wall, _ floor, O target, X box, √ box on target, P player, S player on target.",
+        ),
+        TaskKind::FrozenLake => (
+            "You are walking on a frozen lake. Reach the goal without falling into a hole. The ice \
+             is slippery: you may move sideways instead of where you intend.",
+            "Symbols: _ frozen ice, O hole, G goal, P player, X player in a hole, √ player on the goal.",
+        ),
+    }
+}
+
+/// The system message (chat form only; the compact form has none).
+pub fn system_text(env: &TaskEnv, max_actions_per_turn: usize) -> String {
+    let (task, legend) = task_text(env.kind());
+    format!(
+        "You're a helpful assistant. {task} {legend} Available actions: {}. You can make up to \
+         {max_actions_per_turn} actions, separated by the action separator \" || \"",
+        env.action_names().join(", ")
+    )
+}
+
+/// The user message of one turn.
+pub fn user_text(
+    form: PromptForm,
+    env: &TaskEnv,
+    turn: usize,
+    actions_left: usize,
+    last: LastTurn,
+) -> String {
+    let state = env.observation();
+    match form {
+        PromptForm::Chat => {
+            let mut s = String::new();
+            if let Some(r) = last.reward {
+                s.push_str(&format!("Reward:\n{r}\n"));
+            }
+            s.push_str(&format!("Turn {turn}:\nState:\n{state}\n"));
+            if last.no_valid_action {
+                s.push_str("Your last response had no valid action, so nothing happened.\n");
+            }
+            s.push_str(&format!(
+                "You have {actions_left} actions left. Always output: <think> [Your thoughts] </think> \
+                 <answer> [your answer] </answer> with no extra text. Strictly follow this format. \
+                 Max response length: 120 words (tokens)."
+            ));
+            s
+        }
+        PromptForm::Compact => {
+            let warn = if last.no_valid_action {
+                "invalid\n"
+            } else {
+                ""
+            };
+            format!("{warn}{state}\nleft {actions_left}")
+        }
+    }
+}
+
+/// `<|im_start|>{role}\n{text}<|im_end|>\n`
+pub fn message(role: &str, text: &str) -> String {
+    format!("{IM_START}{role}\n{text}{IM_END}\n")
+}
+
+/// What opens the assistant's reply; the model continues from here.
+pub fn assistant_header() -> String {
+    format!("{IM_START}assistant\n")
+}
+
+/// Text for building a from-scratch tokenizer: every prompt piece and every action the task can
+/// produce, over a range of seeds, so the vocabulary covers them.
+pub fn tokenizer_corpus(
+    env: &TaskEnv,
+    form: PromptForm,
+    max_actions_per_turn: usize,
+    seeds: u64,
+) -> Vec<String> {
+    let mut env = env.clone();
+    let mut corpus = vec![system_text(&env, max_actions_per_turn), assistant_header()];
+    for name in env.action_names() {
+        corpus.push(format!(
+            "<think>...</think><answer>{name} || {name}</answer>"
+        ));
+        corpus.push(format!("<answer>{name}</answer>{IM_END}"));
+    }
+    for seed in 0..seeds {
+        env.reset(seed);
+        let last = LastTurn {
+            reward: Some(-0.1),
+            no_valid_action: seed % 2 == 0,
+        };
+        corpus.push(message(
+            "user",
+            &user_text(form, &env, 1 + seed as usize % 5, seed as usize % 11, last),
+        ));
+    }
+    corpus
+}
