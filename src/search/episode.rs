@@ -9,7 +9,9 @@
 use serde::Serialize;
 
 use super::prompt::{self, LastTurn, PromptForm};
-use crate::env::{Env, TaskEnv, TurnRules, parse_reply, play_turn};
+use crate::env::{
+    Env, ParsedReply, TaskEnv, TaskKind, TurnResult, TurnRules, parse_reply, play_turn,
+};
 
 /// One sampled continuation.
 #[derive(Debug, Clone, PartialEq)]
@@ -52,6 +54,40 @@ pub trait Codec {
     fn decode(&self, ids: &[u32]) -> String;
     /// The end-of-turn token (`<|im_end|>`).
     fn end_of_turn(&self) -> u32;
+}
+
+/// Where the episode's real environment lives: in this thread (serial mode) or in an
+/// environment actor (the search actor then holds a handle that sends it messages).
+pub trait EnvHandle {
+    fn reset(&mut self, seed: u64);
+    fn observation(&self) -> String;
+    fn kind(&self) -> TaskKind;
+    fn action_names(&self) -> Vec<String>;
+    /// Play one parsed reply under the turn rules (see `env::play_turn`).
+    fn play(&mut self, reply: &ParsedReply, actions_used: usize, rules: &TurnRules) -> TurnResult;
+    /// An independent copy for search to try candidates on; the real environment is untouched.
+    fn fork(&self) -> TaskEnv;
+}
+
+impl EnvHandle for TaskEnv {
+    fn reset(&mut self, seed: u64) {
+        Env::reset(self, seed)
+    }
+    fn observation(&self) -> String {
+        Env::observation(self)
+    }
+    fn kind(&self) -> TaskKind {
+        TaskEnv::kind(self)
+    }
+    fn action_names(&self) -> Vec<String> {
+        Env::action_names(self)
+    }
+    fn play(&mut self, reply: &ParsedReply, actions_used: usize, rules: &TurnRules) -> TurnResult {
+        play_turn(self, reply, actions_used, rules)
+    }
+    fn fork(&self) -> TaskEnv {
+        self.clone()
+    }
 }
 
 /// Settings of the turn loop that do not change within a run.
@@ -146,7 +182,7 @@ pub trait TurnChooser {
     /// Returns the committed candidate and how many tokens were generated to find it.
     fn choose(
         &mut self,
-        env: &TaskEnv,
+        env: &dyn EnvHandle,
         prompt: &[u32],
         actions_used: usize,
         seed: u64,
@@ -161,7 +197,7 @@ pub struct PlainSampling;
 impl TurnChooser for PlainSampling {
     fn choose(
         &mut self,
-        _env: &TaskEnv,
+        _env: &dyn EnvHandle,
         prompt: &[u32],
         _actions_used: usize,
         seed: u64,
@@ -179,7 +215,7 @@ impl TurnChooser for PlainSampling {
 
 /// Play one episode of `env` (which is reset to `spec.env_seed` first).
 pub fn play_episode(
-    env: &mut TaskEnv,
+    env: &mut dyn EnvHandle,
     spec: EpisodeSpec,
     settings: &EpisodeSettings,
     chooser: &mut dyn TurnChooser,
@@ -193,7 +229,11 @@ pub fn play_episode(
         version: Vec::new(),
     };
     if settings.form == PromptForm::Chat {
-        let system = prompt::system_text(env, settings.rules.max_actions_per_turn);
+        let system = prompt::system_text(
+            env.kind(),
+            &env.action_names(),
+            settings.rules.max_actions_per_turn,
+        );
         seq.push_env(&codec.encode(&prompt::message("system", &system)));
     }
     let mut ep = Episode {
@@ -212,7 +252,7 @@ pub fn play_episode(
     let newline = codec.encode("\n");
     for turn in 1..=settings.max_turns {
         let left = settings.rules.max_actions_per_episode.saturating_sub(used);
-        let user = prompt::user_text(settings.form, env, turn, left, last);
+        let user = prompt::user_text(settings.form, &env.observation(), turn, left, last);
         let head = format!(
             "{}{}",
             prompt::message("user", &user),
@@ -251,7 +291,7 @@ pub fn play_episode(
             settings.rules.max_actions_per_turn,
             settings.form.requires_think(),
         );
-        let result = play_turn(env, &parsed, used, &settings.rules);
+        let result = env.play(&parsed, used, &settings.rules);
         used += result.actions.len();
         ep.ret += result.reward + result.penalty;
         if result.penalty != 0.0 {

@@ -59,24 +59,23 @@ fn task_text(kind: TaskKind) -> (&'static str, &'static str) {
 }
 
 /// The system message (chat form only; the compact form has none).
-pub fn system_text(env: &TaskEnv, max_actions_per_turn: usize) -> String {
-    let (task, legend) = task_text(env.kind());
+pub fn system_text(kind: TaskKind, action_names: &[String], max_actions_per_turn: usize) -> String {
+    let (task, legend) = task_text(kind);
     format!(
         "You're a helpful assistant. {task} {legend} Available actions: {}. You can make up to \
          {max_actions_per_turn} actions, separated by the action separator \" || \"",
-        env.action_names().join(", ")
+        action_names.join(", ")
     )
 }
 
 /// The user message of one turn.
 pub fn user_text(
     form: PromptForm,
-    env: &TaskEnv,
+    state: &str,
     turn: usize,
     actions_left: usize,
     last: LastTurn,
 ) -> String {
-    let state = env.observation();
     match form {
         PromptForm::Chat => {
             let mut s = String::new();
@@ -124,7 +123,10 @@ pub fn tokenizer_corpus(
     seeds: u64,
 ) -> Vec<String> {
     let mut env = env.clone();
-    let mut corpus = vec![system_text(&env, max_actions_per_turn), assistant_header()];
+    let mut corpus = vec![
+        system_text(env.kind(), &env.action_names(), max_actions_per_turn),
+        assistant_header(),
+    ];
     for name in env.action_names() {
         corpus.push(format!(
             "<think>...</think><answer>{name} || {name}</answer>"
@@ -139,7 +141,13 @@ pub fn tokenizer_corpus(
         };
         corpus.push(message(
             "user",
-            &user_text(form, &env, 1 + seed as usize % 5, seed as usize % 11, last),
+            &user_text(
+                form,
+                &env.observation(),
+                1 + seed as usize % 5,
+                seed as usize % 11,
+                last,
+            ),
         ));
     }
     corpus
