@@ -329,4 +329,10 @@ sections! {
     sokoban: crate::env::sokoban::SokobanConfig,
     /// FrozenLake maps (used when env.task = "frozenlake").
     frozenlake: crate::env::frozenlake::FrozenLakeConfig,
+    /// The training loop: length, validation, checkpoints, sampling.
+    train: crate::train::TrainSection,
+    /// Actor counts and queue bounds.
+    actors: crate::train::ActorsSection,
+    /// Prometheus endpoint and console status.
+    metrics: crate::train::MetricsSection,
 }

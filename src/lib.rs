@@ -10,3 +10,4 @@ pub mod env;
 pub mod metrics;
 pub mod policy;
 pub mod search;
+pub mod train;

@@ -1,0 +1,198 @@
+//! `[train]`, `[actors]` and `[metrics]`: how long to train, how to validate and checkpoint, and
+//! how the actor system is sized.
+
+use documented::DocumentedFields;
+use serde::{Deserialize, Serialize};
+
+use crate::config::{Issues, Section};
+
+/// `[train]`: the training loop.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, DocumentedFields)]
+#[serde(default, deny_unknown_fields)]
+pub struct TrainSection {
+    /// Optimizer updates (training steps) to run.
+    pub steps: u64,
+    /// Stop after this many minutes of wall time even if `steps` are not done (0 = no limit).
+    pub max_minutes: f64,
+    /// Training step k, group i plays instance seed train_seed + env_groups*k + i.
+    pub train_seed: u64,
+    /// Validation group i plays the fixed seed val_seed + i.
+    pub val_seed: u64,
+    /// Validation instances.
+    pub val_groups: usize,
+    /// Episodes per validation instance.
+    pub val_group_size: usize,
+    /// Validate every this many steps (and before training and at the end; 0 = only those).
+    pub val_every: u64,
+    /// Sampling temperature for training rollouts.
+    pub temperature: f64,
+    /// Sampling temperature for validation and `tsr eval` (ignored when val_greedy).
+    pub val_temperature: f64,
+    /// Validate with greedy decoding instead of sampling.
+    pub val_greedy: bool,
+    /// Nucleus sampling mass (1 = off).
+    pub top_p: f64,
+    /// Sample only among the k likeliest tokens (0 = off).
+    pub top_k: usize,
+    /// Prompt form: "compact" (from-scratch presets), "chat" (pretrained), or "auto".
+    pub prompt_form: String,
+    /// Write a checkpoint every this many steps (0 = only at the end).
+    pub checkpoint_every: u64,
+    /// Checkpoints kept besides the best one by validation success.
+    pub keep_last: usize,
+    /// Write readable sample trajectories every this many steps (0 = never).
+    pub samples_every: u64,
+    /// Episodes written per sample file.
+    pub samples_per_file: usize,
+    /// Rollouts for step k+1 may use weights up to this many versions old (0 = synchronous).
+    pub policy_lag: u64,
+    /// Stop the run after this many consecutive skipped (non-finite) updates.
+    pub max_skipped_in_row: u64,
+}
+
+impl Default for TrainSection {
+    fn default() -> Self {
+        Self {
+            steps: 200,
+            max_minutes: 0.0,
+            train_seed: 10_000,
+            val_seed: 123,
+            val_groups: 32,
+            val_group_size: 16,
+            val_every: 10,
+            temperature: 1.0,
+            val_temperature: 0.5,
+            val_greedy: false,
+            top_p: 1.0,
+            top_k: 0,
+            prompt_form: "auto".into(),
+            checkpoint_every: 50,
+            keep_last: 3,
+            samples_every: 10,
+            samples_per_file: 4,
+            policy_lag: 1,
+            max_skipped_in_row: 5,
+        }
+    }
+}
+
+impl Section for TrainSection {
+    fn validate(&self, p: &str, issues: &mut Issues) {
+        issues.range(&format!("{p}.steps"), self.steps, 1, 100_000_000);
+        issues.range(&format!("{p}.max_minutes"), self.max_minutes, 0.0, 1e7);
+        issues.range(&format!("{p}.val_groups"), self.val_groups, 1, 100_000);
+        issues.range(
+            &format!("{p}.val_group_size"),
+            self.val_group_size,
+            1,
+            10_000,
+        );
+        issues.range(&format!("{p}.temperature"), self.temperature, 1e-3, 100.0);
+        issues.range(
+            &format!("{p}.val_temperature"),
+            self.val_temperature,
+            1e-3,
+            100.0,
+        );
+        issues.range(&format!("{p}.top_p"), self.top_p, 1e-6, 1.0);
+        let forms = ["compact", "chat", "auto"];
+        issues.check(
+            forms.contains(&self.prompt_form.as_str()),
+            &format!("{p}.prompt_form"),
+            &self.prompt_form,
+            "one of compact, chat, auto",
+        );
+        issues.range(&format!("{p}.keep_last"), self.keep_last, 1, 1000);
+        issues.range(&format!("{p}.policy_lag"), self.policy_lag, 0, 16);
+        issues.range(
+            &format!("{p}.max_skipped_in_row"),
+            self.max_skipped_in_row,
+            1,
+            1_000_000,
+        );
+    }
+}
+
+/// `[actors]`: counts and queue bounds of the actor system.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, DocumentedFields)]
+#[serde(default, deny_unknown_fields)]
+pub struct ActorsSection {
+    /// Search actors, each driving one episode at a time; more of them fill inference batches.
+    pub search_actors: usize,
+    /// Environment actors owning the real environments (episodes are spread over them).
+    pub env_actors: usize,
+    /// Inference batch: at most this many sequences (candidates count one each).
+    pub max_batch: usize,
+    /// Inference batch: at most this many prompt tokens in total.
+    pub max_batch_tokens: usize,
+    /// Inference batch: send it once its oldest request has waited this long (milliseconds).
+    pub max_wait_ms: f64,
+    /// Bound of every queue between actors; a full queue makes its sender wait.
+    pub queue_bound: usize,
+}
+
+impl Default for ActorsSection {
+    fn default() -> Self {
+        Self {
+            search_actors: 8,
+            env_actors: 2,
+            max_batch: 64,
+            max_batch_tokens: 32_768,
+            max_wait_ms: 5.0,
+            queue_bound: 256,
+        }
+    }
+}
+
+impl Section for ActorsSection {
+    fn validate(&self, p: &str, issues: &mut Issues) {
+        issues.range(&format!("{p}.search_actors"), self.search_actors, 1, 1024);
+        issues.range(&format!("{p}.env_actors"), self.env_actors, 1, 1024);
+        issues.range(&format!("{p}.max_batch"), self.max_batch, 1, 4096);
+        issues.range(
+            &format!("{p}.max_batch_tokens"),
+            self.max_batch_tokens,
+            16,
+            10_000_000,
+        );
+        issues.range(&format!("{p}.max_wait_ms"), self.max_wait_ms, 0.0, 60_000.0);
+        issues.range(&format!("{p}.queue_bound"), self.queue_bound, 1, 1_000_000);
+    }
+}
+
+/// `[metrics]`: the Prometheus endpoint and console status.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, DocumentedFields)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetricsSection {
+    /// Address to serve /metrics on; port 0 disables. Loopback unless you mean otherwise.
+    pub listen: String,
+    /// Seconds between one-line status reports when stderr is not a terminal.
+    pub status_interval_s: f64,
+}
+
+impl Default for MetricsSection {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:9464".into(),
+            status_interval_s: 10.0,
+        }
+    }
+}
+
+impl Section for MetricsSection {
+    fn validate(&self, p: &str, issues: &mut Issues) {
+        let ok = self.listen.parse::<std::net::SocketAddr>().is_ok();
+        issues.check(
+            ok,
+            &format!("{p}.listen"),
+            &self.listen,
+            "an address like 127.0.0.1:9464 (port 0 disables)",
+        );
+        issues.range(
+            &format!("{p}.status_interval_s"),
+            self.status_interval_s,
+            0.1,
+            86_400.0,
+        );
+    }
+}
