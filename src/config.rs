@@ -99,6 +99,7 @@ macro_rules! sections {
 
             fn validate_sections(&self, issues: &mut Issues) {
                 $( self.$name.validate(stringify!($name), issues); )*
+                self.cross_checks(issues);
             }
 
             /// The doc comment of `section.field`, for `tsr config defaults`.
@@ -231,6 +232,13 @@ impl Section for RunSection {
     }
 }
 
+impl Config {
+    /// Checks that span sections (each names the key it blames).
+    fn cross_checks(&self, issues: &mut Issues) {
+        crate::search::config::cross_check(self, issues);
+    }
+}
+
 fn apply_override(root: &mut Value, ov: &str, issues: &mut Issues) {
     let Some((path, raw)) = ov.split_once('=') else {
         issues.push(ov, "an override must look like key.path=value");
@@ -329,6 +337,8 @@ sections! {
     sokoban: crate::env::sokoban::SokobanConfig,
     /// FrozenLake maps (used when env.task = "frozenlake").
     frozenlake: crate::env::frozenlake::FrozenLakeConfig,
+    /// TSR search during training rollouts.
+    search: crate::search::SearchSection,
     /// The training loop: length, validation, checkpoints, sampling.
     train: crate::train::TrainSection,
     /// Actor counts and queue bounds.

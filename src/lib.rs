@@ -4,6 +4,7 @@
 //! `algo` (PPO/GRPO math), `actors` (the message-passing system that wires them), plus
 //! `config` and `metrics`.
 
+pub mod actors;
 pub mod algo;
 pub mod config;
 pub mod env;

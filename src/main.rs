@@ -8,6 +8,7 @@ use clap::{Args, Parser, Subcommand};
 use tsr::config::{Config, ConfigError};
 
 mod cli_env;
+mod cli_train;
 
 #[derive(Parser)]
 #[command(
@@ -44,6 +45,10 @@ enum Command {
         #[command(subcommand)]
         command: ConfigCommand,
     },
+    /// Train a policy (the main job).
+    Train(cli_train::TrainArgs),
+    /// Evaluate a checkpoint on the validation instances (no search).
+    Eval(cli_train::EvalArgs),
     /// Look at, replay, play and benchmark environments.
     Env {
         #[command(subcommand)]
@@ -113,6 +118,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             eprintln!("{}: ok", file.display());
             Ok(())
         }
+        Command::Train(args) => cli_train::train(args),
+        Command::Eval(args) => cli_train::eval(args),
         Command::Env { command } => cli_env::run(command).context("env command failed"),
     }
 }

@@ -2,10 +2,21 @@
 //! turn's reply (plain sampling, best-of-N, beam, lookahead). Pure logic over environment forks
 //! and a sampler; no channels.
 
+pub mod beam;
+pub mod config;
 pub mod episode;
 pub mod prompt;
+pub mod score;
+pub mod strategy;
 
-pub use episode::{
+pub use episode::{Choice, EpisodeState, SearchCounts, 
     Candidate, Codec, Episode, EpisodeSettings, EpisodeSpec, PlainSampling, SampleError, Sampler,
     TurnChooser, play_episode,
 };
+
+pub use config::SearchSection;
+
+/// The strategy's name for run folders and metric labels.
+pub fn strategy_name(config: &crate::config::Config) -> String {
+    config.search.kind.clone()
+}

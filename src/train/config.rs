@@ -48,6 +48,11 @@ pub struct TrainSection {
     pub policy_lag: u64,
     /// Stop the run after this many consecutive skipped (non-finite) updates.
     pub max_skipped_in_row: u64,
+    /// Supervised steps teaching a from-scratch model the reply format on uniformly random
+    /// valid actions before RL (0 = none; ignored for pretrained models).
+    pub format_warmup_steps: usize,
+    /// Synthetic episodes per format warm-up step.
+    pub format_warmup_batch: usize,
 }
 
 impl Default for TrainSection {
@@ -72,6 +77,8 @@ impl Default for TrainSection {
             samples_per_file: 4,
             policy_lag: 1,
             max_skipped_in_row: 5,
+            format_warmup_steps: 60,
+            format_warmup_batch: 16,
         }
     }
 }

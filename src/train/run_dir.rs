@@ -94,17 +94,20 @@ impl RunDir {
             .map_err(io(&path))
     }
 
-    /// Drop metrics lines of steps after `step` (a resumed run trains them again).
-    pub fn truncate_metrics_after(&mut self, step: u64) -> Result<(), RunDirError> {
+    /// Keep only what a checkpoint taken before step `next_step` had seen: training lines of
+    /// earlier steps and validation lines up to `next_step` (a resumed run redoes the rest).
+    pub fn truncate_metrics_for_resume(&mut self, next_step: u64) -> Result<(), RunDirError> {
         let path = self.root.join("metrics.jsonl");
         let text = fs::read_to_string(&path).map_err(io(&path))?;
         let kept: String = text
             .lines()
             .filter(|l| {
-                serde_json::from_str::<serde_json::Value>(l)
-                    .ok()
-                    .and_then(|v| v.get("step").and_then(|s| s.as_u64()))
-                    .is_some_and(|s| s <= step)
+                let Ok(v) = serde_json::from_str::<serde_json::Value>(l) else { return false };
+                let validation = v.get("kind").and_then(|k| k.as_str()) == Some("validation");
+                // A run restarted from nothing (next_step 0) keeps nothing: it validates again.
+                v.get("step")
+                    .and_then(|s| s.as_u64())
+                    .is_some_and(|s| s < next_step || (validation && s <= next_step && next_step > 0))
             })
             .map(|l| format!("{l}\n"))
             .collect();

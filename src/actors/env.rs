@@ -1,0 +1,160 @@
+//! The environment actor: owns the real environments of the episodes assigned to it and steps or
+//! forks them on request. Search actors reach it through [`RemoteEnv`], an `EnvHandle` that turns
+//! each call into a message and waits for the answer.
+
+use std::collections::HashMap;
+
+use actix::prelude::*;
+
+use crate::env::{ParsedReply, TaskEnv, TaskKind, TurnResult, TurnRules};
+use crate::metrics as m;
+use crate::search::{EnvHandle, SampleError};
+
+pub struct EnvActor {
+    /// A fresh environment of the run's task; each episode starts from a clone of it.
+    template: TaskEnv,
+    /// The live environment of every open episode, by episode id. An entry is removed by
+    /// `Close`; if the actor restarts, the map starts empty and `RemoteEnv` reports the loss.
+    envs: HashMap<u64, TaskEnv>,
+    task: &'static str,
+}
+
+impl EnvActor {
+    pub fn new(template: TaskEnv) -> Self {
+        let task = template.kind().name();
+        Self { template, envs: HashMap::new(), task }
+    }
+}
+
+impl Actor for EnvActor {
+    type Context = Context<Self>;
+}
+
+/// Start episode `id` on instance `seed`.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Open {
+    pub id: u64,
+    pub seed: u64,
+}
+
+/// The observation text of episode `id`.
+#[derive(Message)]
+#[rtype(result = "Option<String>")]
+pub struct Observe(pub u64);
+
+/// Play a parsed reply on episode `id`.
+#[derive(Message)]
+#[rtype(result = "Option<TurnResult>")]
+pub struct Play {
+    pub id: u64,
+    pub reply: ParsedReply,
+    pub actions_used: usize,
+    pub rules: TurnRules,
+}
+
+/// A fork of episode `id` (a clone, RNG included).
+#[derive(Message)]
+#[rtype(result = "Option<TaskEnv>")]
+pub struct Fork(pub u64);
+
+/// Episode `id` is over; drop its environment.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Close(pub u64);
+
+impl Handler<Open> for EnvActor {
+    type Result = ();
+    fn handle(&mut self, msg: Open, _: &mut Context<Self>) {
+        let mut env = self.template.clone();
+        crate::env::Env::reset(&mut env, msg.seed);
+        self.envs.insert(msg.id, env);
+    }
+}
+
+impl Handler<Observe> for EnvActor {
+    type Result = Option<String>;
+    fn handle(&mut self, msg: Observe, _: &mut Context<Self>) -> Option<String> {
+        self.envs.get(&msg.0).map(crate::env::Env::observation)
+    }
+}
+
+impl Handler<Play> for EnvActor {
+    type Result = Option<TurnResult>;
+    fn handle(&mut self, msg: Play, _: &mut Context<Self>) -> Option<TurnResult> {
+        let env = self.envs.get_mut(&msg.id)?;
+        let result = crate::env::play_turn(env, &msg.reply, msg.actions_used, &msg.rules);
+        metrics::counter!(m::ENV_STEPS, "task" => self.task, "kind" => "real").increment(result.steps.len() as u64);
+        Some(result)
+    }
+}
+
+impl Handler<Fork> for EnvActor {
+    type Result = Option<TaskEnv>;
+    fn handle(&mut self, msg: Fork, _: &mut Context<Self>) -> Option<TaskEnv> {
+        self.envs.get(&msg.0).cloned()
+    }
+}
+
+impl Handler<Close> for EnvActor {
+    type Result = ();
+    fn handle(&mut self, msg: Close, _: &mut Context<Self>) {
+        self.envs.remove(&msg.0);
+    }
+}
+
+/// The search actor's view of an episode living in an environment actor.
+pub struct RemoteEnv {
+    addr: Addr<EnvActor>,
+    id: u64,
+    kind: TaskKind,
+    action_names: Vec<String>,
+}
+
+impl RemoteEnv {
+    /// `template` supplies what never changes (task, action names) without a round trip.
+    pub fn new(addr: Addr<EnvActor>, id: u64, template: &TaskEnv) -> Self {
+        Self { addr, id, kind: template.kind(), action_names: crate::env::Env::action_names(template) }
+    }
+
+    fn call<M>(&self, msg: M) -> Result<M::Result, SampleError>
+    where
+        M: Message + Send + 'static,
+        M::Result: Send,
+        EnvActor: Handler<M>,
+    {
+        futures::executor::block_on(self.addr.send(msg)).map_err(|e| SampleError::EnvLost(e.to_string()))
+    }
+
+    fn lost(&self) -> SampleError {
+        SampleError::EnvLost(format!("episode {} is not held by its environment actor", self.id))
+    }
+}
+
+impl Drop for RemoteEnv {
+    fn drop(&mut self) {
+        // Best effort: a full or closed mailbox only means the actor is gone or busy shutting down.
+        let _ = self.addr.try_send(Close(self.id));
+    }
+}
+
+impl EnvHandle for RemoteEnv {
+    fn reset(&mut self, seed: u64) -> Result<(), SampleError> {
+        self.call(Open { id: self.id, seed })
+    }
+    fn observation(&self) -> Result<String, SampleError> {
+        self.call(Observe(self.id))?.ok_or_else(|| self.lost())
+    }
+    fn kind(&self) -> TaskKind {
+        self.kind
+    }
+    fn action_names(&self) -> Vec<String> {
+        self.action_names.clone()
+    }
+    fn play(&mut self, reply: &ParsedReply, actions_used: usize, rules: &TurnRules) -> Result<TurnResult, SampleError> {
+        self.call(Play { id: self.id, reply: reply.clone(), actions_used, rules: *rules })?.ok_or_else(|| self.lost())
+    }
+    fn fork(&self) -> Result<TaskEnv, SampleError> {
+        self.call(Fork(self.id))?.ok_or_else(|| self.lost())
+    }
+}

@@ -1,0 +1,152 @@
+//! The inference actor: one thread that holds the current weights and their version, and serves
+//! every search actor with dynamic batching (see [`super::batcher`]). It is fed by a bounded
+//! crossbeam channel: this is the hot path, and a thread that sleeps until the next batch
+//! deadline is simpler and faster here than an actix mailbox.
+//!
+//! Shutdown: when every sender is dropped the thread answers what is queued and exits.
+
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, bounded};
+
+use super::batcher::{BatchLimits, Batchable, Batcher};
+use crate::metrics as m;
+use crate::policy::{GenRequest, Policy, Sampling, Weights};
+use crate::search::{Candidate, SampleError, Sampler};
+use crate::train::serial::candidate_of;
+
+/// Candidates for one request, and the weights' version that produced them.
+pub type Reply = Result<(Vec<Candidate>, u64), SampleError>;
+
+/// A request to continue a prompt `n` times.
+pub struct Generate {
+    pub request: GenRequest,
+    /// Where the answer goes; a dropped receiver (the asker died) is ignored.
+    pub reply: Sender<Reply>,
+}
+
+impl Batchable for Generate {
+    fn sequences(&self) -> usize {
+        self.request.n
+    }
+    fn prompt_tokens(&self) -> usize {
+        self.request.prompt.len()
+    }
+}
+
+pub enum InferenceMsg {
+    Generate(Generate),
+    /// New weights from the learner; applied before the next batch.
+    Publish { version: u64, weights: Weights },
+}
+
+/// Start the inference thread. Its queue holds at most `queue_bound` messages; senders wait.
+pub fn spawn(mut policy: Policy, mut version: u64, limits: BatchLimits, queue_bound: usize) -> (Sender<InferenceMsg>, JoinHandle<()>) {
+    let (tx, rx) = bounded::<InferenceMsg>(queue_bound);
+    let handle = std::thread::Builder::new()
+        .name("tsr-inference".into())
+        .spawn(move || serve(&mut policy, &mut version, limits, &rx))
+        .expect("spawning the inference thread");
+    (tx, handle)
+}
+
+fn serve(policy: &mut Policy, version: &mut u64, limits: BatchLimits, rx: &Receiver<InferenceMsg>) {
+    let mut batcher: Batcher<Generate> = Batcher::new(limits);
+    metrics::gauge!(m::POLICY_VERSION, "role" => "inference").set(*version as f64);
+    loop {
+        let msg = match batcher.deadline() {
+            None => rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
+            Some(d) => rx.recv_timeout(d.saturating_duration_since(Instant::now())),
+        };
+        match msg {
+            Ok(InferenceMsg::Generate(g)) => batcher.push(g, Instant::now()),
+            Ok(InferenceMsg::Publish { version: v, weights }) => {
+                if let Err(e) = policy.load_weights(&weights) {
+                    tracing::error!("inference could not load weights v{v}: {e}");
+                } else {
+                    *version = v;
+                    metrics::gauge!(m::POLICY_VERSION, "role" => "inference").set(v as f64);
+                }
+            }
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => {
+                let rest = batcher.drain();
+                if !rest.is_empty() {
+                    run_batch(policy, *version, rest);
+                }
+                return;
+            }
+        }
+        // Drain what is already waiting before deciding, so a burst forms one batch.
+        while let Ok(more) = rx.try_recv() {
+            match more {
+                InferenceMsg::Generate(g) => batcher.push(g, Instant::now()),
+                InferenceMsg::Publish { version: v, weights } => {
+                    if policy.load_weights(&weights).is_ok() {
+                        *version = v;
+                    }
+                }
+            }
+        }
+        metrics::gauge!(m::QUEUE_DEPTH, "role" => "inference").set(batcher.len() as f64);
+        while let Some(batch) = batcher.take(Instant::now()) {
+            run_batch(policy, *version, batch);
+        }
+    }
+}
+
+fn run_batch(policy: &Policy, version: u64, batch: Vec<Generate>) {
+    let started = Instant::now();
+    let requests: Vec<GenRequest> = batch.iter().map(|g| g.request.clone()).collect();
+    let sequences: usize = requests.iter().map(|r| r.n).sum();
+    let result = policy.generate(&requests);
+    metrics::histogram!(m::INFERENCE_BATCH_SIZE).record(sequences as f64);
+    metrics::histogram!(m::INFERENCE_LATENCY).record(started.elapsed().as_secs_f64());
+    match result {
+        Ok(outputs) => {
+            for (g, out) in batch.into_iter().zip(outputs) {
+                let tokens: usize = out.samples.iter().map(|s| s.tokens.len()).sum();
+                metrics::counter!(m::TOKENS_GENERATED).increment(tokens as u64);
+                let _ = g.reply.send(Ok((out.samples.into_iter().map(candidate_of).collect(), version)));
+            }
+        }
+        Err(e) => {
+            for g in batch {
+                let _ = g.reply.send(Err(SampleError::Failed(e.to_string())));
+            }
+        }
+    }
+}
+
+/// A search actor's sampler: sends requests to the inference actor and waits for the answer.
+pub struct RemoteSampler {
+    pub tx: Sender<InferenceMsg>,
+    pub sampling: Sampling,
+    pub max_new_tokens: usize,
+    /// Version of the weights behind the most recent answer.
+    pub version: u64,
+    /// Give up on an answer after this long (the inference thread is stuck or gone).
+    pub timeout: Duration,
+}
+
+impl Sampler for RemoteSampler {
+    fn sample(&mut self, prompt: &[u32], n: usize, seed: u64) -> Result<Vec<Candidate>, SampleError> {
+        let (reply, answer) = bounded(1);
+        let request = GenRequest {
+            prompt: prompt.to_vec(),
+            n,
+            max_new_tokens: self.max_new_tokens,
+            sampling: self.sampling.clone(),
+            stop_strings: Vec::new(),
+            seed,
+        };
+        self.tx.send(InferenceMsg::Generate(Generate { request, reply })).map_err(|_| SampleError::Closed)?;
+        let (candidates, version) = answer.recv_timeout(self.timeout).map_err(|_| SampleError::Closed)??;
+        self.version = version;
+        Ok(candidates)
+    }
+    fn policy_version(&self) -> u64 {
+        self.version
+    }
+}

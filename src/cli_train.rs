@@ -1,0 +1,131 @@
+//! `tsr train` and `tsr eval`: the edge where configs, run folders, signals and backends meet.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use anyhow::{Context, Result};
+use clap::Args;
+use tsr::config::Config;
+use tsr::policy::Policy;
+use tsr::train::driver::{Backend, StepLine, train_loop, validate};
+use tsr::train::serial::SerialBackend;
+use tsr::train::setup::{self, Setup};
+
+use crate::ConfigArgs;
+
+#[derive(Args)]
+pub struct TrainArgs {
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    /// Continue a run from its newest complete checkpoint (its own config.toml is used; -c
+    /// overrides still apply).
+    #[arg(long, value_name = "RUN_DIR")]
+    pub resume: Option<PathBuf>,
+    /// Run every actor serially: bit-for-bit reproducible, slower.
+    #[arg(long)]
+    pub deterministic: bool,
+}
+
+#[derive(Args)]
+pub struct EvalArgs {
+    /// A checkpoint folder (runs/.../checkpoints/step-N).
+    #[arg(long)]
+    pub checkpoint: PathBuf,
+    #[command(flatten)]
+    pub config: ConfigArgs,
+}
+
+/// Set on the first SIGINT/SIGTERM: stop taking new work, checkpoint, exit. A second signal
+/// exits at once.
+fn install_signal_handlers() -> Arc<AtomicBool> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    std::thread::Builder::new()
+        .name("tsr-signals".into())
+        .spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
+            rt.block_on(async move {
+                let Ok(mut term) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) else {
+                    return;
+                };
+                loop {
+                    tokio::select! {
+                        _ = tokio::signal::ctrl_c() => {}
+                        _ = term.recv() => {}
+                    }
+                    if flag.swap(true, Ordering::SeqCst) {
+                        eprintln!("second signal: exiting now");
+                        std::process::exit(130);
+                    }
+                    eprintln!("signal received: finishing the current step, writing a checkpoint (signal again to exit now)");
+                }
+            });
+        })
+        .ok();
+    stop
+}
+
+fn print_step(line: &StepLine) {
+    eprintln!(
+        "step {:>5} v{:<5} success {:>5.1}% return {:>6.2} loss {:>8.4} entropy {:.3} gen {:>7.0} tok/s lag {:.2}",
+        line.step,
+        line.version,
+        100.0 * line.train.success_rate,
+        line.train.mean_return,
+        line.update.pg_loss,
+        line.update.entropy,
+        line.generated_tokens_per_s,
+        line.update.lag_mean
+    );
+}
+
+fn backend_for(setup: Setup, deterministic: bool) -> Result<(Box<dyn Backend>, Config, tsr::train::run_dir::RunDir, tsr::train::driver::TrainState)> {
+    let Setup { config, env, learner, settings, run, state } = setup;
+    let strategy = tsr::search::strategy::Strategy::from_config(&config);
+    let backend: Box<dyn Backend> = if deterministic || config.run.deterministic {
+        Box::new(SerialBackend::new(env, learner, settings, strategy))
+    } else {
+        let mut inference = Policy::from_section(&config.model, learner.policy.tokenizer(), config.run.seed)?;
+        inference.load_weights(&learner.policy.snapshot()?)?;
+        Box::new(tsr::actors::wire(&config, env, learner, inference, settings, strategy)?)
+    };
+    Ok((backend, config, run, state))
+}
+
+pub fn train(args: TrainArgs) -> Result<()> {
+    let setup = match &args.resume {
+        Some(dir) => setup::resume(dir, &args.config.overrides)?,
+        None => setup::fresh(args.config.load()?)?,
+    };
+    if let Some(addr) = tsr::metrics::serve(&setup.config.metrics.listen).map_err(anyhow::Error::msg)? {
+        tracing::info!("serving metrics on http://{addr}/metrics");
+    }
+    eprintln!("run folder: {}", setup.run.root.display());
+    let stop = install_signal_handlers();
+    let (mut backend, config, mut run, state) = backend_for(setup, args.deterministic)?;
+    let stopper = stop.clone();
+    let final_state = train_loop(backend.as_mut(), &config, &mut run, state, &mut print_step, &move || stopper.load(Ordering::SeqCst))?;
+    eprintln!(
+        "done: {} steps, best validation success {:?}, run folder {}",
+        final_state.next_step,
+        final_state.best_success,
+        run.root.display()
+    );
+    Ok(())
+}
+
+pub fn eval(args: EvalArgs) -> Result<()> {
+    let ckpt = &args.checkpoint;
+    let run_config = ckpt.parent().and_then(Path::parent).map(|r| r.join("config.toml"));
+    let file = args.config.file.clone().or(run_config.filter(|p| p.is_file()));
+    let config = Config::load(file.as_deref(), &args.config.overrides)?;
+    let env = setup::build_env(&config)?;
+    let (policy, optimizer, state) = setup::load_checkpoint(ckpt, &config).context("tsr eval")?;
+    let learner = tsr::train::learner::Learner { policy, optimizer, algo: config.algo.clone(), version: state.version };
+    let settings = setup::episode_settings(&config);
+    let mut backend = SerialBackend::new(env, learner, settings, tsr::search::strategy::Strategy::Plain);
+    let (outcomes, _) = validate(&mut backend, &config)?;
+    println!("{}", serde_json::json!({ "checkpoint": ckpt, "step": state.next_step, "validation": outcomes }));
+    Ok(())
+}

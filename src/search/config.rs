@@ -1,0 +1,88 @@
+//! `[search]`: which TSR strategy builds training trajectories, and its sizes.
+
+use documented::DocumentedFields;
+use serde::{Deserialize, Serialize};
+
+use crate::config::{Issues, Section};
+
+/// The strategies, by config name.
+pub const KINDS: &[&str] = &["none", "best_of_n", "best_of_n_trajectory", "beam", "lookahead", "select"];
+
+/// `[search]`: TSR during training rollouts (never during validation or eval).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, DocumentedFields)]
+#[serde(default, deny_unknown_fields)]
+pub struct SearchSection {
+    /// Strategy: none (plain sampling), best_of_n (per turn), best_of_n_trajectory, beam,
+    /// lookahead, or select (trajectory selection: keep the half of each group farthest from
+    /// its mean; generates nothing extra).
+    pub kind: String,
+    /// Candidates per turn (best_of_n, lookahead M) or whole episodes per instance
+    /// (best_of_n_trajectory, of which the best `keep` are trained).
+    pub n: usize,
+    /// best_of_n_trajectory: episodes kept per instance out of `n` (0 = half).
+    pub keep: usize,
+    /// Beam width B: partial trajectories kept per instance.
+    pub width: usize,
+    /// Beam branching M: candidates each beam expands per turn (at least width).
+    pub branch: usize,
+    /// Lookahead depth D: extra turns a candidate's fork is continued with the policy.
+    pub depth: usize,
+    /// Score function: "reward" (environment reward on a fork) or "heuristic" (reward plus
+    /// the task's heuristic: Sokoban box progress, FrozenLake risk-aware).
+    pub scorer: String,
+    /// Weight of the task heuristic when scorer = "heuristic".
+    pub heuristic_weight: f64,
+    /// Stochastic environments: "shared" (a fork copies the RNG and previews the real outcome)
+    /// or "independent" (forks are reseeded; the score averages `simulations` of them).
+    pub stochastic: String,
+    /// Simulations per candidate in independent mode.
+    pub simulations: usize,
+}
+
+impl Default for SearchSection {
+    fn default() -> Self {
+        Self {
+            kind: "none".into(),
+            n: 4,
+            keep: 0,
+            width: 2,
+            branch: 4,
+            depth: 2,
+            scorer: "reward".into(),
+            heuristic_weight: 0.5,
+            stochastic: "shared".into(),
+            simulations: 4,
+        }
+    }
+}
+
+impl Section for SearchSection {
+    fn validate(&self, p: &str, issues: &mut Issues) {
+        let key = |k: &str| format!("{p}.{k}");
+        issues.check(KINDS.contains(&self.kind.as_str()), &key("kind"), &self.kind, &format!("one of {}", KINDS.join(", ")));
+        issues.range(&key("n"), self.n, 1, 256);
+        issues.check(self.keep <= self.n, &key("keep"), self.keep, &format!("at most n = {}", self.n));
+        issues.range(&key("width"), self.width, 1, 64);
+        issues.check(self.branch >= self.width && self.branch <= 256, &key("branch"), self.branch, &format!("between width = {} and 256", self.width));
+        issues.range(&key("depth"), self.depth, 0, 64);
+        issues.check(["reward", "heuristic"].contains(&self.scorer.as_str()), &key("scorer"), &self.scorer, "reward or heuristic");
+        issues.range(&key("heuristic_weight"), self.heuristic_weight, 0.0, 100.0);
+        issues.check(["shared", "independent"].contains(&self.stochastic.as_str()), &key("stochastic"), &self.stochastic, "shared or independent");
+        issues.range(&key("simulations"), self.simulations, 1, 1024);
+    }
+}
+
+/// Search settings that depend on other sections: depth within the turn limit, the scorer known
+/// for the task.
+pub fn cross_check(config: &crate::config::Config, issues: &mut Issues) {
+    let s = &config.search;
+    if s.kind == "lookahead" && s.depth >= config.env.max_turns {
+        issues.push(
+            "search.depth",
+            format!("{} is beyond the turn limit: lookahead needs depth < env.max_turns = {}", s.depth, config.env.max_turns),
+        );
+    }
+    if s.scorer == "heuristic" && !["sokoban", "frozenlake"].contains(&config.env.task.as_str()) {
+        issues.push("search.scorer", format!("\"heuristic\" has no heuristic for task {:?}; use \"reward\"", config.env.task));
+    }
+}

@@ -1,0 +1,184 @@
+//! TSR strategies: how a training trajectory is built. Per-turn strategies (best-of-N,
+//! lookahead) are [`TurnChooser`]s inside the ordinary turn loop; beam search and best-of-N per
+//! trajectory search over whole branches (see `beam.rs`). Validation never searches.
+
+use std::time::Instant;
+
+use super::beam::{best_trajectory, play_beam};
+use super::episode::{Candidate, Choice, EpisodeState, SearchCounts, turn_seed};
+use super::score::{NO_VALID_ACTION, Scorer, Stochastic};
+use super::{Codec, EnvHandle, Episode, EpisodeSettings, EpisodeSpec, PlainSampling, SampleError, Sampler, TurnChooser, play_episode};
+use crate::config::Config;
+use crate::env::parse_reply;
+
+/// The configured strategy.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Strategy {
+    /// Plain sampling (also what `select` uses: it only changes which episodes are trained).
+    Plain,
+    BestOfN { n: usize, scorer: Scorer },
+    BestOfNTrajectory { n: usize },
+    Beam { width: usize, branch: usize, scorer: Scorer },
+    Lookahead { m: usize, depth: usize, scorer: Scorer },
+}
+
+impl Strategy {
+    pub fn from_config(config: &Config) -> Strategy {
+        let s = &config.search;
+        let scorer = Scorer {
+            heuristic_weight: if s.scorer == "heuristic" { s.heuristic_weight } else { 0.0 },
+            stochastic: if s.stochastic == "independent" {
+                Stochastic::Independent { simulations: s.simulations }
+            } else {
+                Stochastic::Shared
+            },
+        };
+        match s.kind.as_str() {
+            "best_of_n" => Strategy::BestOfN { n: s.n, scorer },
+            "best_of_n_trajectory" => Strategy::BestOfNTrajectory { n: s.n },
+            "beam" => Strategy::Beam { width: s.width, branch: s.branch, scorer },
+            "lookahead" => Strategy::Lookahead { m: s.n, depth: s.depth, scorer },
+            _ => Strategy::Plain,
+        }
+    }
+
+    /// Play one episode. `train = false` (validation, eval) always samples plainly.
+    pub fn play(
+        &self,
+        env: &mut dyn EnvHandle,
+        spec: EpisodeSpec,
+        settings: &EpisodeSettings,
+        sampler: &mut dyn Sampler,
+        codec: &dyn Codec,
+        train: bool,
+    ) -> Result<Episode, SampleError> {
+        match (train, self) {
+            (false, _) | (true, Strategy::Plain) => play_episode(env, spec, settings, &mut PlainSampling, sampler, codec),
+            (true, Strategy::BestOfN { n, scorer }) => {
+                play_episode(env, spec, settings, &mut BestOfN { n: *n, scorer: *scorer }, sampler, codec)
+            }
+            (true, Strategy::Lookahead { m, depth, scorer }) => {
+                play_episode(env, spec, settings, &mut Lookahead { m: *m, depth: *depth, scorer: *scorer }, sampler, codec)
+            }
+            (true, Strategy::Beam { width, branch, scorer }) => {
+                play_beam(env, spec, settings, *width, *branch, scorer, sampler, codec)
+            }
+            (true, Strategy::BestOfNTrajectory { n }) => best_trajectory(env, spec, settings, *n, sampler, codec),
+        }
+    }
+}
+
+/// Index of the best score; ties go to the earliest.
+pub fn argmax_first(scores: &[f64]) -> usize {
+    let mut best = 0;
+    for (i, s) in scores.iter().enumerate() {
+        if *s > scores[best] {
+            best = i;
+        }
+    }
+    best
+}
+
+fn no_candidate() -> SampleError {
+    SampleError::Failed("sampler returned no candidate".into())
+}
+
+/// Best-of-N per turn: N candidates share the prompt, each is scored on a fork, the best is
+/// committed.
+pub struct BestOfN {
+    pub n: usize,
+    pub scorer: Scorer,
+}
+
+impl TurnChooser for BestOfN {
+    fn choose(
+        &mut self,
+        env: &dyn EnvHandle,
+        state: &EpisodeState,
+        settings: &EpisodeSettings,
+        sampler: &mut dyn Sampler,
+        codec: &dyn Codec,
+    ) -> Result<Choice, SampleError> {
+        let t0 = Instant::now();
+        let seed = turn_seed(state.spec().sample_seed, state.turn() + 1);
+        let cands = sampler.sample(state.tokens(), self.n, seed)?;
+        let base = env.fork()?;
+        let mut forks = 1;
+        let scores: Vec<f64> = cands
+            .iter()
+            .map(|c| {
+                let reply = parse_reply(&codec.decode(&c.tokens), settings.rules.max_actions_per_turn, settings.form.requires_think());
+                let scored = self.scorer.score(&base, &reply, state.actions_used(), &settings.rules, seed);
+                forks += scored.forks;
+                scored.score
+            })
+            .collect();
+        finish_choice(cands, &scores, forks, t0)
+    }
+}
+
+fn finish_choice(cands: Vec<Candidate>, scores: &[f64], forks: usize, t0: Instant) -> Result<Choice, SampleError> {
+    let best = argmax_first(scores);
+    let generated: usize = cands.iter().map(|c| c.tokens.len()).sum();
+    let candidate = cands.into_iter().nth(best).ok_or_else(no_candidate)?;
+    let counts = SearchCounts {
+        extra_candidates: scores.len().saturating_sub(1),
+        forks,
+        discarded_tokens: generated - candidate.tokens.len(),
+        seconds: t0.elapsed().as_secs_f64(),
+    };
+    Ok(Choice { candidate, generated, counts })
+}
+
+/// Lookahead (M, D): each of M candidates is committed on a fork and continued D more turns
+/// with the current policy (one sample a turn); its score is its own value plus the
+/// continuation's. The best candidate is committed; the continuations are thrown away.
+pub struct Lookahead {
+    pub m: usize,
+    pub depth: usize,
+    pub scorer: Scorer,
+}
+
+impl TurnChooser for Lookahead {
+    fn choose(
+        &mut self,
+        env: &dyn EnvHandle,
+        state: &EpisodeState,
+        settings: &EpisodeSettings,
+        sampler: &mut dyn Sampler,
+        codec: &dyn Codec,
+    ) -> Result<Choice, SampleError> {
+        let t0 = Instant::now();
+        let seed = turn_seed(state.spec().sample_seed, state.turn() + 1);
+        let cands = sampler.sample(state.tokens(), self.m, seed)?;
+        let base = env.fork()?;
+        let (mut forks, mut extra_tokens) = (1usize, 0usize);
+        let mut scores = Vec::with_capacity(cands.len());
+        for (i, cand) in cands.iter().enumerate() {
+            let mut branch = state.clone();
+            let mut fork = base.clone();
+            forks += 1;
+            let before = fork.clone();
+            let result = branch.commit(&mut fork, cand, 0, settings, codec)?;
+            let mut score = self.scorer.turn_value(&before, &fork, &result);
+            for d in 0..self.depth {
+                if score <= NO_VALID_ACTION || !branch.open_turn(&fork, settings, codec)? {
+                    break;
+                }
+                let cont_seed = turn_seed(seed ^ (i as u64 + 1), d + 1);
+                let cont = sampler.sample(branch.tokens(), 1, cont_seed)?.pop().ok_or_else(no_candidate)?;
+                extra_tokens += cont.tokens.len();
+                let before = fork.clone();
+                let r = branch.commit(&mut fork, &cont, 0, settings, codec)?;
+                // A continuation's invalid reply is the policy's later mistake, not the
+                // candidate's: it costs the format penalty, not the -1e6 of an invalid candidate.
+                score += if r.no_valid_action { r.penalty } else { self.scorer.turn_value(&before, &fork, &r) };
+            }
+            scores.push(score);
+        }
+        let mut choice = finish_choice(cands, &scores, forks, t0)?;
+        choice.generated += extra_tokens;
+        choice.counts.discarded_tokens += extra_tokens;
+        Ok(choice)
+    }
+}

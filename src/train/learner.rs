@@ -1,0 +1,189 @@
+//! The learner as a pure object: a step's episodes in, one PPO or GRPO update out. The learner
+//! actor is a thin message loop around it; the serial mode calls it directly.
+//!
+//! Reads top to bottom as the spec's math: filter instances, build the token batch, recompute old
+//! log-probs and values on the exact training sequences, compute advantages (GAE over assistant
+//! tokens, or group-normalised returns), then `ppo_epochs` passes of clipped policy loss
+//! - entropy bonus (+ clipped value loss for PPO).
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use candle_core::{DType, Tensor};
+use serde::Serialize;
+
+use crate::algo::{self, AlgoConfig, AlgoKind};
+use crate::policy::{Policy, PolicyOptimizer, TrainBatch};
+use crate::search::Episode;
+
+#[derive(Debug, thiserror::Error)]
+pub enum LearnerError {
+    #[error(transparent)]
+    Algo(#[from] algo::AlgoError),
+    #[error(transparent)]
+    Policy(#[from] crate::policy::PolicyError),
+    #[error(transparent)]
+    Candle(#[from] candle_core::Error),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// What one update did; becomes part of the step's `metrics.jsonl` line.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct UpdateReport {
+    pub groups_kept: usize,
+    pub episodes_trained: usize,
+    pub tokens_trained: usize,
+    pub pg_loss: f64,
+    pub value_loss: f64,
+    pub entropy: f64,
+    pub ppo_kl: f64,
+    pub clipfrac: f64,
+    pub clipfrac_lower: f64,
+    pub value_clipfrac: f64,
+    pub grad_norm: f64,
+    /// Epochs whose update was skipped for a non-finite loss or gradient.
+    pub skipped: usize,
+    /// Mean and max policy lag (versions) of the trained tokens.
+    pub lag_mean: f64,
+    pub lag_max: u64,
+    pub mean_advantage_abs: f64,
+    /// Wall time by phase, seconds.
+    pub time_prepare_s: f64,
+    pub time_update_s: f64,
+}
+
+/// Owns the trainable policy and its optimizer.
+pub struct Learner {
+    pub policy: Policy,
+    pub optimizer: PolicyOptimizer,
+    pub algo: AlgoConfig,
+    /// Version of the weights `policy` holds: the number of updates applied.
+    pub version: u64,
+}
+
+fn to_rows(t: &Tensor) -> Result<Vec<Vec<f64>>, LearnerError> {
+    Ok(t.to_dtype(DType::F64)?.to_vec2::<f64>()?)
+}
+
+impl Learner {
+    /// Train on one step's episodes (all groups; filtering happens here).
+    pub fn update(&mut self, episodes: &[Episode]) -> Result<UpdateReport, LearnerError> {
+        let started = Instant::now();
+        let kind = self.algo.algo_kind()?;
+        let mode = self.algo.agg_mode()?;
+        let mut report = UpdateReport::default();
+
+        // 1. Instance filtering: keep the groups whose returns vary most.
+        let mut by_group: BTreeMap<usize, Vec<&Episode>> = BTreeMap::new();
+        for e in episodes {
+            by_group.entry(e.spec.group).or_default().push(e);
+        }
+        let groups: Vec<Vec<&Episode>> = by_group.into_values().collect();
+        let returns: Vec<Vec<f64>> = groups.iter().map(|g| g.iter().map(|e| e.ret).collect()).collect();
+        let keep = algo::filter_groups(&returns, self.algo.filter_ratio);
+        let batch: Vec<&Episode> = keep.iter().flat_map(|&g| groups[g].iter().copied()).collect();
+        let batch: Vec<&Episode> = batch.into_iter().filter(|e| e.assistant_mask.contains(&1)).collect();
+        report.groups_kept = keep.len();
+        report.episodes_trained = batch.len();
+        if batch.is_empty() {
+            return Ok(report);
+        }
+
+        // 2. The token batch, right-padded; masks cover assistant tokens only.
+        let width = batch.iter().map(|e| e.tokens.len()).max().unwrap_or(0);
+        let pad = |row: &[u8]| -> Vec<f64> {
+            let mut v: Vec<f64> = row.iter().map(|&m| m as f64).collect();
+            v.resize(width, 0.0);
+            v
+        };
+        let mask_rows: Vec<Vec<f64>> = batch.iter().map(|e| pad(&e.assistant_mask)).collect();
+        let train_batch = TrainBatch { tokens: batch.iter().map(|e| e.tokens.clone()).collect() };
+        let device = self.policy.device().clone();
+        let mask = Tensor::new(mask_rows.iter().flatten().map(|&m| m as f32).collect::<Vec<f32>>(), &device)?
+            .reshape((batch.len(), width))?;
+        report.tokens_trained = mask_rows.iter().flatten().filter(|&&m| m > 0.0).count();
+        let (lag_sum, lag_max) = batch.iter().flat_map(|e| e.assistant_mask.iter().zip(&e.token_version)).fold(
+            (0u64, 0u64),
+            |(s, m), (&mask, &v)| {
+                if mask == 1 {
+                    let lag = self.version.saturating_sub(v);
+                    (s + lag, m.max(lag))
+                } else {
+                    (s, m)
+                }
+            },
+        );
+        report.lag_mean = lag_sum as f64 / report.tokens_trained.max(1) as f64;
+        report.lag_max = lag_max;
+
+        // 3. Old log-probs and values, recomputed on the exact training sequences.
+        let old = self.policy.forward_train(&train_batch)?;
+        let old_logp = old.logprobs.detach();
+        let old_values = old.values.detach().mul(&mask)?;
+
+        // 4. Advantages: the episode return sits on the last assistant token.
+        let token_rewards: Vec<Vec<f64>> = batch
+            .iter()
+            .zip(&mask_rows)
+            .map(|(e, m)| {
+                let mut r = vec![0.0; width];
+                if let Some(last) = m.iter().rposition(|&x| x > 0.0) {
+                    r[last] = e.ret;
+                }
+                r
+            })
+            .collect();
+        let (advantages, returns) = match kind {
+            AlgoKind::Grpo => {
+                let ids: Vec<usize> = batch.iter().map(|e| e.spec.group).collect();
+                let out = algo::grpo_advantages(&token_rewards, &mask_rows, &ids, self.algo.grpo_norm_by_std, self.algo.grpo_eps)?;
+                (out.advantages.clone(), out.advantages)
+            }
+            AlgoKind::Ppo => {
+                let values = to_rows(&old_values)?;
+                let out = algo::gae(&token_rewards, &values, &mask_rows, self.algo.gamma, self.algo.lambda, self.algo.whiten)?;
+                (out.advantages, out.returns)
+            }
+        };
+        let n_tok = report.tokens_trained.max(1) as f64;
+        report.mean_advantage_abs =
+            advantages.iter().flatten().zip(mask_rows.iter().flatten()).map(|(a, m)| a.abs() * m).sum::<f64>() / n_tok;
+        let as_tensor = |rows: &[Vec<f64>]| -> Result<Tensor, LearnerError> {
+            let flat: Vec<f32> = rows.iter().flatten().map(|&x| x as f32).collect();
+            Ok(Tensor::from_vec(flat, (rows.len(), width), &device)?)
+        };
+        let adv = as_tensor(&advantages)?;
+        let ret = as_tensor(&returns)?;
+        report.time_prepare_s = started.elapsed().as_secs_f64();
+
+        // 5. The update: clipped policy loss - entropy bonus (+ clipped value loss).
+        let t_update = Instant::now();
+        let epochs = self.algo.ppo_epochs.max(1);
+        for _ in 0..epochs {
+            let fwd = self.policy.forward_train(&train_batch)?;
+            let pg = algo::policy_loss(&fwd.logprobs, &old_logp, &adv, &mask, &self.algo.ppo_clip(), mode)?;
+            let entropy = algo::agg_loss(&fwd.entropy, &mask, mode)?;
+            let mut loss = algo::actor_loss(&pg.loss, &entropy, None, self.algo.entropy_coef, 0.0)?;
+            if kind == AlgoKind::Ppo {
+                let vl = algo::value_loss(&fwd.values, &old_values, &ret, &mask, self.algo.value_clip, mode)?;
+                report.value_loss += vl.loss.to_dtype(DType::F64)?.to_scalar::<f64>()? / epochs as f64;
+                report.value_clipfrac += vl.clipfrac / epochs as f64;
+                loss = loss.add(&vl.loss)?;
+            }
+            let stats = self.optimizer.step(&loss)?;
+            report.pg_loss += pg.loss.to_dtype(DType::F64)?.to_scalar::<f64>()? / epochs as f64;
+            report.entropy += entropy.to_dtype(DType::F64)?.to_scalar::<f64>()? / epochs as f64;
+            report.ppo_kl += pg.ppo_kl / epochs as f64;
+            report.clipfrac += pg.clipfrac / epochs as f64;
+            report.clipfrac_lower += pg.clipfrac_lower / epochs as f64;
+            report.grad_norm += stats.grad_norm / epochs as f64;
+            report.skipped += usize::from(stats.skipped);
+        }
+        if report.skipped < epochs {
+            self.version += 1;
+        }
+        report.time_update_s = t_update.elapsed().as_secs_f64();
+        Ok(report)
+    }
+}

@@ -1,0 +1,139 @@
+//! Building a run from a config: the environment, the tokenizer (built over the task's text for
+//! from-scratch presets, loaded for pretrained folders), the policy and optimizer, the run folder;
+//! or reopening all of it from a run folder's newest complete checkpoint.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+
+use super::driver::TrainState;
+use super::learner::Learner;
+use super::run_dir::RunDir;
+use crate::config::Config;
+use crate::env::{TaskEnv, TaskKind};
+use crate::policy::{Policy, PolicyOptimizer, Tokenizer};
+use crate::search::EpisodeSettings;
+use crate::search::prompt::{PromptForm, tokenizer_corpus};
+
+/// Everything a training run needs, before a backend is chosen.
+pub struct Setup {
+    pub config: Config,
+    pub env: TaskEnv,
+    pub learner: Learner,
+    pub settings: EpisodeSettings,
+    pub run: RunDir,
+    pub state: TrainState,
+}
+
+/// The prompt form the config asks for ("auto": compact for from-scratch presets).
+pub fn prompt_form(config: &Config) -> PromptForm {
+    PromptForm::parse(&config.train.prompt_form).unwrap_or(if config.model.path.is_empty() {
+        PromptForm::Compact
+    } else {
+        PromptForm::Chat
+    })
+}
+
+pub fn episode_settings(config: &Config) -> EpisodeSettings {
+    EpisodeSettings {
+        rules: config.env.rules(),
+        max_turns: config.env.max_turns,
+        form: prompt_form(config),
+        context_limit: config.model.context_limit,
+        max_new_tokens: config.model.max_new_tokens,
+    }
+}
+
+pub fn build_env(config: &Config) -> Result<TaskEnv> {
+    let kind = TaskKind::parse(&config.env.task)?;
+    TaskEnv::new(kind, config).context("building the environment")
+}
+
+/// A new policy: a preset over a tokenizer built from the task's text, or a pretrained folder.
+pub fn build_policy(config: &Config, env: &TaskEnv) -> Result<(Policy, PolicyOptimizer)> {
+    let tokenizer = if config.model.path.is_empty() {
+        let corpus = tokenizer_corpus(env, prompt_form(config), config.env.max_actions_per_turn, 400);
+        Tokenizer::build_for_corpus_sized(&corpus, config.model.tokenizer_vocab)?
+    } else {
+        let path = Path::new(&config.model.path).join("tokenizer.json");
+        Tokenizer::load(&path).with_context(|| format!("loading {}", path.display()))?
+    };
+    let policy = Policy::from_section(&config.model, &tokenizer, config.run.seed)?;
+    let optimizer = PolicyOptimizer::new(&policy, &config.model)?;
+    Ok((policy, optimizer))
+}
+
+/// Run folder name: `{task}-{algo}-{search}-{seed}`; the folder adds the time.
+pub fn run_name(config: &Config) -> String {
+    format!("{}-{}-{}-{}", config.env.task, config.algo.kind, search_name(config), config.run.seed)
+}
+
+fn search_name(config: &Config) -> String {
+    crate::search::strategy_name(config)
+}
+
+/// A fresh run.
+pub fn fresh(config: Config) -> Result<Setup> {
+    let env = build_env(&config)?;
+    let (policy, mut optimizer) = build_policy(&config, &env)?;
+    let settings = episode_settings(&config);
+    if config.model.path.is_empty() && config.train.format_warmup_steps > 0 {
+        let t = std::time::Instant::now();
+        let loss = super::warmup::format_warmup(
+            &policy,
+            &mut optimizer,
+            &env,
+            &settings,
+            config.train.format_warmup_steps,
+            config.train.format_warmup_batch,
+            config.run.seed,
+        )?;
+        tracing::info!(loss, seconds = t.elapsed().as_secs_f64(), "format warm-up done");
+    }
+    let run = RunDir::create(Path::new(&config.run.out_dir), &run_name(&config), &config.to_toml())?;
+    let state = TrainState { config_hash: super::driver::config_hash(&config), ..TrainState::default() };
+    let learner = Learner { policy, optimizer, algo: config.algo.clone(), version: 0 };
+    Ok(Setup { config, env, learner, settings, run, state })
+}
+
+/// The newest complete checkpoint of a run folder.
+pub fn latest_checkpoint(run: &RunDir) -> Option<PathBuf> {
+    run.checkpoints().pop().map(|(_, p)| p)
+}
+
+/// Load a checkpoint folder: policy, optimizer and the trainer state saved with it.
+pub fn load_checkpoint(dir: &Path, config: &Config) -> Result<(Policy, PolicyOptimizer, TrainState)> {
+    let (policy, optimizer, state) =
+        Policy::load_checkpoint(dir, &config.model).with_context(|| format!("loading checkpoint {}", dir.display()))?;
+    let state: TrainState = serde_json::from_value(state.clone())
+        .or_else(|_| {
+            let text = std::fs::read_to_string(dir.join("train_state.json"))?;
+            serde_json::from_str(&text).map_err(anyhow::Error::from)
+        })
+        .with_context(|| format!("reading the trainer state of {}", dir.display()))?;
+    Ok((policy, optimizer, state))
+}
+
+/// Reopen a run folder at its newest complete checkpoint (or from scratch if it has none).
+pub fn resume(root: &Path, overrides: &[String]) -> Result<Setup> {
+    let mut run = RunDir::open(root)?;
+    let config = Config::load(Some(&run.config_path()), overrides)?;
+    let env = build_env(&config)?;
+    let settings = episode_settings(&config);
+    let Some(ckpt) = latest_checkpoint(&run) else {
+        tracing::warn!(run = %root.display(), "no complete checkpoint; starting this run over");
+        run.truncate_metrics_for_resume(0)?;
+        let (policy, optimizer) = build_policy(&config, &env)?;
+        let state = TrainState { config_hash: super::driver::config_hash(&config), ..TrainState::default() };
+        let learner = Learner { policy, optimizer, algo: config.algo.clone(), version: 0 };
+        return Ok(Setup { config, env, learner, settings, run, state });
+    };
+    let (policy, optimizer, state) = load_checkpoint(&ckpt, &config)?;
+    if state.config_hash != super::driver::config_hash(&config) {
+        tracing::warn!("the config differs from the one the checkpoint was trained with");
+    }
+    tracing::info!(checkpoint = %ckpt.display(), step = state.next_step, "resuming");
+    run.truncate_metrics_for_resume(state.next_step)?;
+    let learner = Learner { policy, optimizer, algo: config.algo.clone(), version: state.version };
+    Ok(Setup { config, env, learner, settings, run, state })
+}
