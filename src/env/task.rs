@@ -127,6 +127,14 @@ impl TaskEnv {
         })
     }
 
+    /// Reseed only the transition RNG (the search's "independent" mode); Sokoban is
+    /// deterministic and has none.
+    pub fn reseed(&mut self, seed: u64) {
+        if let TaskEnv::FrozenLake(e) = self {
+            e.reseed(seed);
+        }
+    }
+
     pub fn kind(&self) -> TaskKind {
         match self {
             TaskEnv::Sokoban(_) => TaskKind::Sokoban,

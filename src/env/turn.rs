@@ -40,7 +40,10 @@ pub fn play_turn<E: Env>(
     actions_used: usize,
     rules: &TurnRules,
 ) -> TurnResult {
-    let parsed: Vec<Option<E::Action>> = reply.parts.iter().map(|p| env.parse_action(p)).collect();
+    // The parser already truncates, but a reply built elsewhere (the `play` command, tests) may
+    // not have been, and the per-turn limit is a rule of the episode, not of the parser.
+    let parts = reply.parts.iter().take(rules.max_actions_per_turn);
+    let parsed: Vec<Option<E::Action>> = parts.map(|p| env.parse_action(p)).collect();
     let any_invalid = !reply.matched || parsed.is_empty() || parsed.iter().any(Option::is_none);
     let valid: Vec<E::Action> = parsed.into_iter().flatten().collect();
     let mut result = TurnResult {
