@@ -1,0 +1,198 @@
+//! TSR strategies on hand-built cases, with a scripted sampler and a character-level codec so
+//! the best candidate is known in advance.
+
+use tsr::env::frozenlake::FrozenLake;
+use tsr::env::{Env, ParsedReply, TaskEnv, TurnRules};
+use tsr::search::beam::play_beam;
+use tsr::search::prompt::PromptForm;
+use tsr::search::score::{NO_VALID_ACTION, Scorer, Stochastic};
+use tsr::search::strategy::{BestOfN, Lookahead, argmax_first};
+use tsr::search::{Candidate, Codec, EpisodeSettings, EpisodeSpec, SampleError, Sampler, play_episode};
+
+/// One token per character; the end-of-turn token is outside the character range.
+struct CharCodec;
+const EOT: u32 = 0x11_0000;
+
+impl Codec for CharCodec {
+    fn encode(&self, text: &str) -> Result<Vec<u32>, SampleError> {
+        Ok(text.chars().map(|c| c as u32).collect())
+    }
+    fn decode(&self, ids: &[u32]) -> String {
+        ids.iter().filter_map(|&i| char::from_u32(i)).collect()
+    }
+    fn end_of_turn(&self) -> u32 {
+        EOT
+    }
+}
+
+/// Answers every call from a script: call k gets `script(k, n)`; records (prompt length, n).
+struct Scripted<F: FnMut(usize, usize) -> Vec<String>> {
+    script: F,
+    calls: Vec<usize>,
+}
+
+impl<F: FnMut(usize, usize) -> Vec<String>> Sampler for Scripted<F> {
+    fn sample(&mut self, _prompt: &[u32], n: usize, _seed: u64) -> Result<Vec<Candidate>, SampleError> {
+        let k = self.calls.len();
+        self.calls.push(n);
+        let texts = (self.script)(k, n);
+        assert_eq!(texts.len(), n, "script must answer n candidates");
+        Ok(texts
+            .into_iter()
+            .map(|t| {
+                let mut tokens = CharCodec.encode(&t).unwrap_or_default();
+                tokens.push(EOT);
+                Candidate { logprobs: vec![0.0; tokens.len()], tokens, finished: true }
+            })
+            .collect())
+    }
+    fn policy_version(&self) -> u64 {
+        0
+    }
+}
+
+fn answer(a: &str) -> String {
+    format!("<answer>{a}</answer>")
+}
+
+fn settings(max_turns: usize) -> EpisodeSettings {
+    EpisodeSettings {
+        rules: TurnRules { max_actions_per_turn: 1, max_actions_per_episode: 10, format_penalty: -0.1 },
+        max_turns,
+        form: PromptForm::Compact,
+        context_limit: 100_000,
+        max_new_tokens: 32,
+    }
+}
+
+/// Start top-left, goal two cells to the right; a hole below the start.
+fn corridor(success_rate: f64) -> TaskEnv {
+    TaskEnv::FrozenLake(FrozenLake::from_map("SFG/HFF/FFF", success_rate).expect("valid map"))
+}
+
+fn spec() -> EpisodeSpec {
+    EpisodeSpec { id: 1, group: 0, env_seed: 0, sample_seed: 7 }
+}
+
+#[test]
+fn best_of_n_commits_the_candidate_that_scores_best() {
+    // The goal is right of the start, a hole below it.
+    let mut env = TaskEnv::FrozenLake(FrozenLake::from_map("SGF/HFF/FFF", 1.0).expect("valid map"));
+    // Left (no-op, 0), Down (hole, 0), Right (goal, 1), garbage (-1e6): Right is the known best.
+    let mut sampler = Scripted {
+        script: |_, _| vec![answer("Left"), answer("Down"), answer("Right"), "???".into()],
+        calls: vec![],
+    };
+    let mut chooser = BestOfN { n: 4, scorer: Scorer::reward_only() };
+    let ep = play_episode(&mut env, spec(), &settings(5), &mut chooser, &mut sampler, &CharCodec).expect("episode");
+    let played: Vec<&str> = ep.turns.iter().map(|t| t.reply.as_str()).collect();
+    assert_eq!(played, vec![answer("Right").as_str()]);
+    assert!(ep.success, "the committed reply reaches the goal");
+    assert_eq!(ep.search.extra_candidates, 3);
+    assert_eq!(ep.search.forks, 1 + 4, "one base fork, one per candidate");
+    let all: usize = [answer("Left"), answer("Down"), answer("Right"), "???".into()].iter().map(|t| t.chars().count() + 1).sum();
+    assert_eq!(ep.generated_tokens, all, "every candidate's tokens count as generated");
+    assert_eq!(ep.search.discarded_tokens, all - (answer("Right").chars().count() + 1));
+}
+
+#[test]
+fn heuristic_scorer_prefers_progress_over_a_tie() {
+    let mut env = corridor(1.0);
+    let mut sampler = Scripted {
+        script: |k, _| match k {
+            0 => vec![answer("Left"), answer("Right")],
+            _ => vec![answer("Right"), answer("Right")],
+        },
+        calls: vec![],
+    };
+    let scorer = Scorer { heuristic_weight: 0.5, stochastic: Stochastic::Shared };
+    let mut chooser = BestOfN { n: 2, scorer };
+    let ep = play_episode(&mut env, spec(), &settings(5), &mut chooser, &mut sampler, &CharCodec).expect("episode");
+    assert_eq!(ep.turns[0].reply, answer("Right"), "moving toward the goal raises the potential");
+}
+
+#[test]
+fn ties_go_to_the_earliest_and_invalid_candidates_score_minus_1e6() {
+    assert_eq!(argmax_first(&[1.0, 3.0, 3.0, 2.0]), 1);
+    assert_eq!(argmax_first(&[0.0, 0.0]), 0);
+    let env = corridor(1.0);
+    let rules = TurnRules { max_actions_per_turn: 1, max_actions_per_episode: 10, format_penalty: -0.1 };
+    let garbage = ParsedReply { parts: vec!["Jump".into()], matched: true };
+    let scored = Scorer::reward_only().score(&env, &garbage, 0, &rules, 1);
+    assert_eq!(scored.score, NO_VALID_ACTION);
+    let unparsed = ParsedReply::default();
+    assert_eq!(Scorer::reward_only().score(&env, &unparsed, 0, &rules, 1).score, NO_VALID_ACTION);
+    let valid = ParsedReply { parts: vec!["Right".into()], matched: true };
+    assert!(Scorer::reward_only().score(&env, &valid, 0, &rules, 1).score > NO_VALID_ACTION);
+}
+
+#[test]
+fn lookahead_continues_each_candidate_exactly_depth_turns() {
+    for depth in [0usize, 1, 2] {
+        let mut env = TaskEnv::FrozenLake(FrozenLake::from_map("SFFFF/FFFFF/FFFFF/FFFFG", 1.0).expect("map"));
+        // Moves that never end the episode early: Left/Up against the wall.
+        let mut sampler = Scripted { script: |_, n| vec![answer("Left"); n], calls: vec![] };
+        let mut chooser = Lookahead { m: 3, depth, scorer: Scorer::reward_only() };
+        let ep = play_episode(&mut env, spec(), &settings(4), &mut chooser, &mut sampler, &CharCodec).expect("episode");
+        // Per committed turn: one call for the M candidates, then M*depth' single continuations,
+        // where depth' is cut by the turns left in the episode.
+        let mut expected = Vec::new();
+        for turn in 1..=ep.turns.len() {
+            expected.push(3);
+            let room = 4 - turn;
+            expected.extend(std::iter::repeat_n(1, 3 * depth.min(room)));
+        }
+        assert_eq!(sampler.calls, expected, "depth {depth}");
+    }
+}
+
+#[test]
+fn beam_keeps_exactly_width_branches() {
+    let mut env = TaskEnv::FrozenLake(FrozenLake::from_map("SFFFF/FFFFF/FFFFF/FFFFG", 1.0).expect("map"));
+    let mut sampler = Scripted { script: |_, n| vec![answer("Left"); n], calls: vec![] };
+    let ep = play_beam(&mut env, spec(), &settings(4), 2, 3, &Scorer::reward_only(), &mut sampler, &CharCodec).expect("beam");
+    // Turn 1 expands the single root; every later turn expands exactly B = 2 beams.
+    assert_eq!(sampler.calls, vec![3, 3, 3, 3, 3, 3, 3]);
+    assert_eq!(ep.turns.len(), 4);
+    assert_eq!(ep.search.forks, 1 + 3 + 6 + 6 + 6);
+}
+
+#[test]
+fn beam_with_width_one_is_greedy_best_of_m() {
+    let mut env = corridor(1.0);
+    let mut sampler = Scripted { script: |_, _| vec![answer("Down"), answer("Right")], calls: vec![] };
+    let scorer = Scorer { heuristic_weight: 1.0, stochastic: Stochastic::Shared };
+    let ep = play_beam(&mut env, spec(), &settings(5), 1, 2, &scorer, &mut sampler, &CharCodec).expect("beam");
+    assert!(ep.success);
+    assert!(ep.turns.iter().all(|t| t.reply == answer("Right")));
+    assert_eq!(env.observation(), {
+        let mut real = corridor(1.0);
+        real.reset(0);
+        real.step(real.parse_action("Right").expect("action"));
+        real.step(real.parse_action("Right").expect("action"));
+        real.observation()
+    }, "the real environment ends where the chosen trajectory does");
+}
+
+#[test]
+fn shared_forks_preview_the_real_outcome_and_independent_ones_do_not() {
+    let rules = TurnRules { max_actions_per_turn: 1, max_actions_per_episode: 10, format_penalty: -0.1 };
+    let right = ParsedReply { parts: vec!["Right".into()], matched: true };
+    let shared = Scorer { heuristic_weight: 1.0, stochastic: Stochastic::Shared };
+    let independent = Scorer { heuristic_weight: 1.0, stochastic: Stochastic::Independent { simulations: 1 } };
+    let (mut shared_mismatch, mut independent_mismatch) = (0, 0);
+    for seed in 0..200u64 {
+        let mut real = corridor(0.8);
+        real.reset(0);
+        real.reseed(seed);
+        let before = real.clone();
+        let s = shared.score(&real, &right, 0, &rules, seed ^ 99);
+        let i = independent.score(&real, &right, 0, &rules, seed ^ 99);
+        let result = tsr::env::play_turn(&mut real, &right, 0, &rules);
+        let actual = shared.turn_value(&before, &real, &result);
+        shared_mismatch += usize::from(s.score != actual);
+        independent_mismatch += usize::from(i.score != actual);
+    }
+    assert_eq!(shared_mismatch, 0, "a shared fork sees exactly the real slip");
+    assert!(independent_mismatch > 10, "independent forks draw their own slips ({independent_mismatch} of 200 differ)");
+}
