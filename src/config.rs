@@ -337,6 +337,8 @@ sections! {
     sokoban: crate::env::sokoban::SokobanConfig,
     /// FrozenLake maps (used when env.task = "frozenlake").
     frozenlake: crate::env::frozenlake::FrozenLakeConfig,
+    /// The RL algorithm (PPO/GRPO), its losses, and which rollouts it trains on.
+    algo: crate::algo::config::AlgoConfig,
     /// TSR search during training rollouts.
     search: crate::search::SearchSection,
     /// The training loop: length, validation, checkpoints, sampling.
