@@ -80,15 +80,33 @@ fn print_step(line: &StepLine) {
     );
 }
 
-fn backend_for(setup: Setup, deterministic: bool) -> Result<(Box<dyn Backend>, Config, tsr::train::run_dir::RunDir, tsr::train::driver::TrainState)> {
-    let Setup { config, env, learner, settings, run, state } = setup;
+fn backend_for(
+    setup: Setup,
+    deterministic: bool,
+) -> Result<(
+    Box<dyn Backend>,
+    Config,
+    tsr::train::run_dir::RunDir,
+    tsr::train::driver::TrainState,
+)> {
+    let Setup {
+        config,
+        env,
+        learner,
+        settings,
+        run,
+        state,
+    } = setup;
     let strategy = tsr::search::strategy::Strategy::from_config(&config);
     let backend: Box<dyn Backend> = if deterministic || config.run.deterministic {
         Box::new(SerialBackend::new(env, learner, settings, strategy))
     } else {
-        let mut inference = Policy::from_section(&config.model, learner.policy.tokenizer(), config.run.seed)?;
+        let mut inference =
+            Policy::from_section(&config.model, learner.policy.tokenizer(), config.run.seed)?;
         inference.load_weights(&learner.policy.snapshot()?)?;
-        Box::new(tsr::actors::wire(&config, env, learner, inference, settings, strategy)?)
+        Box::new(tsr::actors::wire(
+            &config, env, learner, inference, settings, strategy,
+        )?)
     };
     Ok((backend, config, run, state))
 }
@@ -98,14 +116,23 @@ pub fn train(args: TrainArgs) -> Result<()> {
         Some(dir) => setup::resume(dir, &args.config.overrides)?,
         None => setup::fresh(args.config.load()?)?,
     };
-    if let Some(addr) = tsr::metrics::serve(&setup.config.metrics.listen).map_err(anyhow::Error::msg)? {
+    if let Some(addr) =
+        tsr::metrics::serve(&setup.config.metrics.listen).map_err(anyhow::Error::msg)?
+    {
         tracing::info!("serving metrics on http://{addr}/metrics");
     }
     eprintln!("run folder: {}", setup.run.root.display());
     let stop = install_signal_handlers();
     let (mut backend, config, mut run, state) = backend_for(setup, args.deterministic)?;
     let stopper = stop.clone();
-    let final_state = train_loop(backend.as_mut(), &config, &mut run, state, &mut print_step, &move || stopper.load(Ordering::SeqCst))?;
+    let final_state = train_loop(
+        backend.as_mut(),
+        &config,
+        &mut run,
+        state,
+        &mut print_step,
+        &move || stopper.load(Ordering::SeqCst),
+    )?;
     eprintln!(
         "done: {} steps, best validation success {:?}, run folder {}",
         final_state.next_step,
@@ -117,15 +144,35 @@ pub fn train(args: TrainArgs) -> Result<()> {
 
 pub fn eval(args: EvalArgs) -> Result<()> {
     let ckpt = &args.checkpoint;
-    let run_config = ckpt.parent().and_then(Path::parent).map(|r| r.join("config.toml"));
-    let file = args.config.file.clone().or(run_config.filter(|p| p.is_file()));
+    let run_config = ckpt
+        .parent()
+        .and_then(Path::parent)
+        .map(|r| r.join("config.toml"));
+    let file = args
+        .config
+        .file
+        .clone()
+        .or(run_config.filter(|p| p.is_file()));
     let config = Config::load(file.as_deref(), &args.config.overrides)?;
     let env = setup::build_env(&config)?;
     let (policy, optimizer, state) = setup::load_checkpoint(ckpt, &config).context("tsr eval")?;
-    let learner = tsr::train::learner::Learner { policy, optimizer, algo: config.algo.clone(), version: state.version };
+    let learner = tsr::train::learner::Learner {
+        policy,
+        optimizer,
+        algo: config.algo.clone(),
+        version: state.version,
+    };
     let settings = setup::episode_settings(&config);
-    let mut backend = SerialBackend::new(env, learner, settings, tsr::search::strategy::Strategy::Plain);
+    let mut backend = SerialBackend::new(
+        env,
+        learner,
+        settings,
+        tsr::search::strategy::Strategy::Plain,
+    );
     let (outcomes, _) = validate(&mut backend, &config)?;
-    println!("{}", serde_json::json!({ "checkpoint": ckpt, "step": state.next_step, "validation": outcomes }));
+    println!(
+        "{}",
+        serde_json::json!({ "checkpoint": ckpt, "step": state.next_step, "validation": outcomes })
+    );
     Ok(())
 }

@@ -7,7 +7,9 @@ use tsr::search::beam::play_beam;
 use tsr::search::prompt::PromptForm;
 use tsr::search::score::{NO_VALID_ACTION, Scorer, Stochastic};
 use tsr::search::strategy::{BestOfN, Lookahead, argmax_first};
-use tsr::search::{Candidate, Codec, EpisodeSettings, EpisodeSpec, SampleError, Sampler, play_episode};
+use tsr::search::{
+    Candidate, Codec, EpisodeSettings, EpisodeSpec, SampleError, Sampler, play_episode,
+};
 
 /// One token per character; the end-of-turn token is outside the character range.
 struct CharCodec;
@@ -32,7 +34,12 @@ struct Scripted<F: FnMut(usize, usize) -> Vec<String>> {
 }
 
 impl<F: FnMut(usize, usize) -> Vec<String>> Sampler for Scripted<F> {
-    fn sample(&mut self, _prompt: &[u32], n: usize, _seed: u64) -> Result<Vec<Candidate>, SampleError> {
+    fn sample(
+        &mut self,
+        _prompt: &[u32],
+        n: usize,
+        _seed: u64,
+    ) -> Result<Vec<Candidate>, SampleError> {
         let k = self.calls.len();
         self.calls.push(n);
         let texts = (self.script)(k, n);
@@ -42,7 +49,11 @@ impl<F: FnMut(usize, usize) -> Vec<String>> Sampler for Scripted<F> {
             .map(|t| {
                 let mut tokens = CharCodec.encode(&t).unwrap_or_default();
                 tokens.push(EOT);
-                Candidate { logprobs: vec![0.0; tokens.len()], tokens, finished: true }
+                Candidate {
+                    logprobs: vec![0.0; tokens.len()],
+                    tokens,
+                    finished: true,
+                }
             })
             .collect())
     }
@@ -57,7 +68,11 @@ fn answer(a: &str) -> String {
 
 fn settings(max_turns: usize) -> EpisodeSettings {
     EpisodeSettings {
-        rules: TurnRules { max_actions_per_turn: 1, max_actions_per_episode: 10, format_penalty: -0.1 },
+        rules: TurnRules {
+            max_actions_per_turn: 1,
+            max_actions_per_episode: 10,
+            format_penalty: -0.1,
+        },
         max_turns,
         form: PromptForm::Compact,
         context_limit: 100_000,
@@ -71,7 +86,12 @@ fn corridor(success_rate: f64) -> TaskEnv {
 }
 
 fn spec() -> EpisodeSpec {
-    EpisodeSpec { id: 1, group: 0, env_seed: 0, sample_seed: 7 }
+    EpisodeSpec {
+        id: 1,
+        group: 0,
+        env_seed: 0,
+        sample_seed: 7,
+    }
 }
 
 #[test]
@@ -80,19 +100,51 @@ fn best_of_n_commits_the_candidate_that_scores_best() {
     let mut env = TaskEnv::FrozenLake(FrozenLake::from_map("SGF/HFF/FFF", 1.0).expect("valid map"));
     // Left (no-op, 0), Down (hole, 0), Right (goal, 1), garbage (-1e6): Right is the known best.
     let mut sampler = Scripted {
-        script: |_, _| vec![answer("Left"), answer("Down"), answer("Right"), "???".into()],
+        script: |_, _| {
+            vec![
+                answer("Left"),
+                answer("Down"),
+                answer("Right"),
+                "???".into(),
+            ]
+        },
         calls: vec![],
     };
-    let mut chooser = BestOfN { n: 4, scorer: Scorer::reward_only() };
-    let ep = play_episode(&mut env, spec(), &settings(5), &mut chooser, &mut sampler, &CharCodec).expect("episode");
+    let mut chooser = BestOfN {
+        n: 4,
+        scorer: Scorer::reward_only(),
+    };
+    let ep = play_episode(
+        &mut env,
+        spec(),
+        &settings(5),
+        &mut chooser,
+        &mut sampler,
+        &CharCodec,
+    )
+    .expect("episode");
     let played: Vec<&str> = ep.turns.iter().map(|t| t.reply.as_str()).collect();
     assert_eq!(played, vec![answer("Right").as_str()]);
     assert!(ep.success, "the committed reply reaches the goal");
     assert_eq!(ep.search.extra_candidates, 3);
     assert_eq!(ep.search.forks, 1 + 4, "one base fork, one per candidate");
-    let all: usize = [answer("Left"), answer("Down"), answer("Right"), "???".into()].iter().map(|t| t.chars().count() + 1).sum();
-    assert_eq!(ep.generated_tokens, all, "every candidate's tokens count as generated");
-    assert_eq!(ep.search.discarded_tokens, all - (answer("Right").chars().count() + 1));
+    let all: usize = [
+        answer("Left"),
+        answer("Down"),
+        answer("Right"),
+        "???".into(),
+    ]
+    .iter()
+    .map(|t| t.chars().count() + 1)
+    .sum();
+    assert_eq!(
+        ep.generated_tokens, all,
+        "every candidate's tokens count as generated"
+    );
+    assert_eq!(
+        ep.search.discarded_tokens,
+        all - (answer("Right").chars().count() + 1)
+    );
 }
 
 #[test]
@@ -105,10 +157,25 @@ fn heuristic_scorer_prefers_progress_over_a_tie() {
         },
         calls: vec![],
     };
-    let scorer = Scorer { heuristic_weight: 0.5, stochastic: Stochastic::Shared };
+    let scorer = Scorer {
+        heuristic_weight: 0.5,
+        stochastic: Stochastic::Shared,
+    };
     let mut chooser = BestOfN { n: 2, scorer };
-    let ep = play_episode(&mut env, spec(), &settings(5), &mut chooser, &mut sampler, &CharCodec).expect("episode");
-    assert_eq!(ep.turns[0].reply, answer("Right"), "moving toward the goal raises the potential");
+    let ep = play_episode(
+        &mut env,
+        spec(),
+        &settings(5),
+        &mut chooser,
+        &mut sampler,
+        &CharCodec,
+    )
+    .expect("episode");
+    assert_eq!(
+        ep.turns[0].reply,
+        answer("Right"),
+        "moving toward the goal raises the potential"
+    );
 }
 
 #[test]
@@ -116,24 +183,60 @@ fn ties_go_to_the_earliest_and_invalid_candidates_score_minus_1e6() {
     assert_eq!(argmax_first(&[1.0, 3.0, 3.0, 2.0]), 1);
     assert_eq!(argmax_first(&[0.0, 0.0]), 0);
     let env = corridor(1.0);
-    let rules = TurnRules { max_actions_per_turn: 1, max_actions_per_episode: 10, format_penalty: -0.1 };
-    let garbage = ParsedReply { parts: vec!["Jump".into()], matched: true };
+    let rules = TurnRules {
+        max_actions_per_turn: 1,
+        max_actions_per_episode: 10,
+        format_penalty: -0.1,
+    };
+    let garbage = ParsedReply {
+        parts: vec!["Jump".into()],
+        matched: true,
+    };
     let scored = Scorer::reward_only().score(&env, &garbage, 0, &rules, 1);
     assert_eq!(scored.score, NO_VALID_ACTION);
     let unparsed = ParsedReply::default();
-    assert_eq!(Scorer::reward_only().score(&env, &unparsed, 0, &rules, 1).score, NO_VALID_ACTION);
-    let valid = ParsedReply { parts: vec!["Right".into()], matched: true };
-    assert!(Scorer::reward_only().score(&env, &valid, 0, &rules, 1).score > NO_VALID_ACTION);
+    assert_eq!(
+        Scorer::reward_only()
+            .score(&env, &unparsed, 0, &rules, 1)
+            .score,
+        NO_VALID_ACTION
+    );
+    let valid = ParsedReply {
+        parts: vec!["Right".into()],
+        matched: true,
+    };
+    assert!(
+        Scorer::reward_only()
+            .score(&env, &valid, 0, &rules, 1)
+            .score
+            > NO_VALID_ACTION
+    );
 }
 
 #[test]
 fn lookahead_continues_each_candidate_exactly_depth_turns() {
     for depth in [0usize, 1, 2] {
-        let mut env = TaskEnv::FrozenLake(FrozenLake::from_map("SFFFF/FFFFF/FFFFF/FFFFG", 1.0).expect("map"));
+        let mut env =
+            TaskEnv::FrozenLake(FrozenLake::from_map("SFFFF/FFFFF/FFFFF/FFFFG", 1.0).expect("map"));
         // Moves that never end the episode early: Left/Up against the wall.
-        let mut sampler = Scripted { script: |_, n| vec![answer("Left"); n], calls: vec![] };
-        let mut chooser = Lookahead { m: 3, depth, scorer: Scorer::reward_only() };
-        let ep = play_episode(&mut env, spec(), &settings(4), &mut chooser, &mut sampler, &CharCodec).expect("episode");
+        let mut sampler = Scripted {
+            script: |_, n| vec![answer("Left"); n],
+            calls: vec![],
+        };
+        let mut chooser = Lookahead {
+            m: 3,
+            depth,
+            scorer: Scorer::reward_only(),
+        };
+        let ep = play_episode(
+            &mut env,
+            spec(),
+            &settings(4),
+            &mut chooser,
+            &mut sampler,
+            &CharCodec,
+        )
+        .expect("episode");
         // Per committed turn: one call for the M candidates, then M*depth' single continuations,
         // where depth' is cut by the turns left in the episode.
         let mut expected = Vec::new();
@@ -148,9 +251,23 @@ fn lookahead_continues_each_candidate_exactly_depth_turns() {
 
 #[test]
 fn beam_keeps_exactly_width_branches() {
-    let mut env = TaskEnv::FrozenLake(FrozenLake::from_map("SFFFF/FFFFF/FFFFF/FFFFG", 1.0).expect("map"));
-    let mut sampler = Scripted { script: |_, n| vec![answer("Left"); n], calls: vec![] };
-    let ep = play_beam(&mut env, spec(), &settings(4), 2, 3, &Scorer::reward_only(), &mut sampler, &CharCodec).expect("beam");
+    let mut env =
+        TaskEnv::FrozenLake(FrozenLake::from_map("SFFFF/FFFFF/FFFFF/FFFFG", 1.0).expect("map"));
+    let mut sampler = Scripted {
+        script: |_, n| vec![answer("Left"); n],
+        calls: vec![],
+    };
+    let ep = play_beam(
+        &mut env,
+        spec(),
+        &settings(4),
+        2,
+        3,
+        &Scorer::reward_only(),
+        &mut sampler,
+        &CharCodec,
+    )
+    .expect("beam");
     // Turn 1 expands the single root; every later turn expands exactly B = 2 beams.
     assert_eq!(sampler.calls, vec![3, 3, 3, 3, 3, 3, 3]);
     assert_eq!(ep.turns.len(), 4);
@@ -160,26 +277,59 @@ fn beam_keeps_exactly_width_branches() {
 #[test]
 fn beam_with_width_one_is_greedy_best_of_m() {
     let mut env = corridor(1.0);
-    let mut sampler = Scripted { script: |_, _| vec![answer("Down"), answer("Right")], calls: vec![] };
-    let scorer = Scorer { heuristic_weight: 1.0, stochastic: Stochastic::Shared };
-    let ep = play_beam(&mut env, spec(), &settings(5), 1, 2, &scorer, &mut sampler, &CharCodec).expect("beam");
+    let mut sampler = Scripted {
+        script: |_, _| vec![answer("Down"), answer("Right")],
+        calls: vec![],
+    };
+    let scorer = Scorer {
+        heuristic_weight: 1.0,
+        stochastic: Stochastic::Shared,
+    };
+    let ep = play_beam(
+        &mut env,
+        spec(),
+        &settings(5),
+        1,
+        2,
+        &scorer,
+        &mut sampler,
+        &CharCodec,
+    )
+    .expect("beam");
     assert!(ep.success);
     assert!(ep.turns.iter().all(|t| t.reply == answer("Right")));
-    assert_eq!(env.observation(), {
-        let mut real = corridor(1.0);
-        real.reset(0);
-        real.step(real.parse_action("Right").expect("action"));
-        real.step(real.parse_action("Right").expect("action"));
-        real.observation()
-    }, "the real environment ends where the chosen trajectory does");
+    assert_eq!(
+        env.observation(),
+        {
+            let mut real = corridor(1.0);
+            real.reset(0);
+            real.step(real.parse_action("Right").expect("action"));
+            real.step(real.parse_action("Right").expect("action"));
+            real.observation()
+        },
+        "the real environment ends where the chosen trajectory does"
+    );
 }
 
 #[test]
 fn shared_forks_preview_the_real_outcome_and_independent_ones_do_not() {
-    let rules = TurnRules { max_actions_per_turn: 1, max_actions_per_episode: 10, format_penalty: -0.1 };
-    let right = ParsedReply { parts: vec!["Right".into()], matched: true };
-    let shared = Scorer { heuristic_weight: 1.0, stochastic: Stochastic::Shared };
-    let independent = Scorer { heuristic_weight: 1.0, stochastic: Stochastic::Independent { simulations: 1 } };
+    let rules = TurnRules {
+        max_actions_per_turn: 1,
+        max_actions_per_episode: 10,
+        format_penalty: -0.1,
+    };
+    let right = ParsedReply {
+        parts: vec!["Right".into()],
+        matched: true,
+    };
+    let shared = Scorer {
+        heuristic_weight: 1.0,
+        stochastic: Stochastic::Shared,
+    };
+    let independent = Scorer {
+        heuristic_weight: 1.0,
+        stochastic: Stochastic::Independent { simulations: 1 },
+    };
     let (mut shared_mismatch, mut independent_mismatch) = (0, 0);
     for seed in 0..200u64 {
         let mut real = corridor(0.8);
@@ -193,6 +343,12 @@ fn shared_forks_preview_the_real_outcome_and_independent_ones_do_not() {
         shared_mismatch += usize::from(s.score != actual);
         independent_mismatch += usize::from(i.score != actual);
     }
-    assert_eq!(shared_mismatch, 0, "a shared fork sees exactly the real slip");
-    assert!(independent_mismatch > 10, "independent forks draw their own slips ({independent_mismatch} of 200 differ)");
+    assert_eq!(
+        shared_mismatch, 0,
+        "a shared fork sees exactly the real slip"
+    );
+    assert!(
+        independent_mismatch > 10,
+        "independent forks draw their own slips ({independent_mismatch} of 200 differ)"
+    );
 }

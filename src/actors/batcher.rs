@@ -31,7 +31,10 @@ pub struct Batcher<R> {
 
 impl<R: Batchable> Batcher<R> {
     pub fn new(limits: BatchLimits) -> Self {
-        Self { limits, queue: VecDeque::new() }
+        Self {
+            limits,
+            queue: VecDeque::new(),
+        }
     }
 
     pub fn push(&mut self, request: R, now: Instant) {
@@ -99,7 +102,11 @@ mod tests {
     }
 
     fn limits() -> BatchLimits {
-        BatchLimits { max_sequences: 4, max_tokens: 100, max_wait: Duration::from_millis(10) }
+        BatchLimits {
+            max_sequences: 4,
+            max_tokens: 100,
+            max_wait: Duration::from_millis(10),
+        }
     }
 
     #[test]
@@ -109,7 +116,10 @@ mod tests {
         b.push(Req(1, 10), t0);
         assert!(b.take(t0).is_none(), "not full and not due");
         assert!(b.take(t0 + Duration::from_millis(9)).is_none());
-        assert_eq!(b.take(t0 + Duration::from_millis(10)).map(|v| v.len()), Some(1));
+        assert_eq!(
+            b.take(t0 + Duration::from_millis(10)).map(|v| v.len()),
+            Some(1)
+        );
         assert!(b.is_empty());
     }
 
@@ -132,9 +142,21 @@ mod tests {
         let mut b = Batcher::new(limits());
         b.push(Req(1, 60), t0);
         b.push(Req(1, 60), t0);
-        assert_eq!(b.take(t0).map(|v| v.len()), Some(1), "120 tokens do not fit in 100");
+        assert_eq!(
+            b.take(t0).map(|v| v.len()),
+            Some(1),
+            "120 tokens do not fit in 100"
+        );
         b.push(Req(9, 500), t0);
-        assert_eq!(b.take(t0).map(|v| v.len()), Some(1), "leftover 60-token request goes once the big one is behind it");
-        assert_eq!(b.take(t0).map(|v| v.len()), Some(1), "an oversized request still goes, alone");
+        assert_eq!(
+            b.take(t0).map(|v| v.len()),
+            Some(1),
+            "leftover 60-token request goes once the big one is behind it"
+        );
+        assert_eq!(
+            b.take(t0).map(|v| v.len()),
+            Some(1),
+            "an oversized request still goes, alone"
+        );
     }
 }

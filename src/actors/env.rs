@@ -22,7 +22,11 @@ pub struct EnvActor {
 impl EnvActor {
     pub fn new(template: TaskEnv) -> Self {
         let task = template.kind().name();
-        Self { template, envs: HashMap::new(), task }
+        Self {
+            template,
+            envs: HashMap::new(),
+            task,
+        }
     }
 }
 
@@ -84,7 +88,8 @@ impl Handler<Play> for EnvActor {
     fn handle(&mut self, msg: Play, _: &mut Context<Self>) -> Option<TurnResult> {
         let env = self.envs.get_mut(&msg.id)?;
         let result = crate::env::play_turn(env, &msg.reply, msg.actions_used, &msg.rules);
-        metrics::counter!(m::ENV_STEPS, "task" => self.task, "kind" => "real").increment(result.steps.len() as u64);
+        metrics::counter!(m::ENV_STEPS, "task" => self.task, "kind" => "real")
+            .increment(result.steps.len() as u64);
         Some(result)
     }
 }
@@ -114,7 +119,12 @@ pub struct RemoteEnv {
 impl RemoteEnv {
     /// `template` supplies what never changes (task, action names) without a round trip.
     pub fn new(addr: Addr<EnvActor>, id: u64, template: &TaskEnv) -> Self {
-        Self { addr, id, kind: template.kind(), action_names: crate::env::Env::action_names(template) }
+        Self {
+            addr,
+            id,
+            kind: template.kind(),
+            action_names: crate::env::Env::action_names(template),
+        }
     }
 
     fn call<M>(&self, msg: M) -> Result<M::Result, SampleError>
@@ -123,11 +133,15 @@ impl RemoteEnv {
         M::Result: Send,
         EnvActor: Handler<M>,
     {
-        futures::executor::block_on(self.addr.send(msg)).map_err(|e| SampleError::EnvLost(e.to_string()))
+        futures::executor::block_on(self.addr.send(msg))
+            .map_err(|e| SampleError::EnvLost(e.to_string()))
     }
 
     fn lost(&self) -> SampleError {
-        SampleError::EnvLost(format!("episode {} is not held by its environment actor", self.id))
+        SampleError::EnvLost(format!(
+            "episode {} is not held by its environment actor",
+            self.id
+        ))
     }
 }
 
@@ -151,8 +165,19 @@ impl EnvHandle for RemoteEnv {
     fn action_names(&self) -> Vec<String> {
         self.action_names.clone()
     }
-    fn play(&mut self, reply: &ParsedReply, actions_used: usize, rules: &TurnRules) -> Result<TurnResult, SampleError> {
-        self.call(Play { id: self.id, reply: reply.clone(), actions_used, rules: *rules })?.ok_or_else(|| self.lost())
+    fn play(
+        &mut self,
+        reply: &ParsedReply,
+        actions_used: usize,
+        rules: &TurnRules,
+    ) -> Result<TurnResult, SampleError> {
+        self.call(Play {
+            id: self.id,
+            reply: reply.clone(),
+            actions_used,
+            rules: *rules,
+        })?
+        .ok_or_else(|| self.lost())
     }
     fn fork(&self) -> Result<TaskEnv, SampleError> {
         self.call(Fork(self.id))?.ok_or_else(|| self.lost())

@@ -38,11 +38,19 @@ impl Batchable for Generate {
 pub enum InferenceMsg {
     Generate(Generate),
     /// New weights from the learner; applied before the next batch.
-    Publish { version: u64, weights: Weights },
+    Publish {
+        version: u64,
+        weights: Weights,
+    },
 }
 
 /// Start the inference thread. Its queue holds at most `queue_bound` messages; senders wait.
-pub fn spawn(mut policy: Policy, mut version: u64, limits: BatchLimits, queue_bound: usize) -> (Sender<InferenceMsg>, JoinHandle<()>) {
+pub fn spawn(
+    mut policy: Policy,
+    mut version: u64,
+    limits: BatchLimits,
+    queue_bound: usize,
+) -> (Sender<InferenceMsg>, JoinHandle<()>) {
     let (tx, rx) = bounded::<InferenceMsg>(queue_bound);
     let handle = std::thread::Builder::new()
         .name("tsr-inference".into())
@@ -61,7 +69,10 @@ fn serve(policy: &mut Policy, version: &mut u64, limits: BatchLimits, rx: &Recei
         };
         match msg {
             Ok(InferenceMsg::Generate(g)) => batcher.push(g, Instant::now()),
-            Ok(InferenceMsg::Publish { version: v, weights }) => {
+            Ok(InferenceMsg::Publish {
+                version: v,
+                weights,
+            }) => {
                 if let Err(e) = policy.load_weights(&weights) {
                     tracing::error!("inference could not load weights v{v}: {e}");
                 } else {
@@ -82,7 +93,10 @@ fn serve(policy: &mut Policy, version: &mut u64, limits: BatchLimits, rx: &Recei
         while let Ok(more) = rx.try_recv() {
             match more {
                 InferenceMsg::Generate(g) => batcher.push(g, Instant::now()),
-                InferenceMsg::Publish { version: v, weights } => {
+                InferenceMsg::Publish {
+                    version: v,
+                    weights,
+                } => {
                     if policy.load_weights(&weights).is_ok() {
                         *version = v;
                     }
@@ -108,7 +122,10 @@ fn run_batch(policy: &Policy, version: u64, batch: Vec<Generate>) {
             for (g, out) in batch.into_iter().zip(outputs) {
                 let tokens: usize = out.samples.iter().map(|s| s.tokens.len()).sum();
                 metrics::counter!(m::TOKENS_GENERATED).increment(tokens as u64);
-                let _ = g.reply.send(Ok((out.samples.into_iter().map(candidate_of).collect(), version)));
+                let _ = g.reply.send(Ok((
+                    out.samples.into_iter().map(candidate_of).collect(),
+                    version,
+                )));
             }
         }
         Err(e) => {
@@ -131,7 +148,12 @@ pub struct RemoteSampler {
 }
 
 impl Sampler for RemoteSampler {
-    fn sample(&mut self, prompt: &[u32], n: usize, seed: u64) -> Result<Vec<Candidate>, SampleError> {
+    fn sample(
+        &mut self,
+        prompt: &[u32],
+        n: usize,
+        seed: u64,
+    ) -> Result<Vec<Candidate>, SampleError> {
         let (reply, answer) = bounded(1);
         let request = GenRequest {
             prompt: prompt.to_vec(),
@@ -141,8 +163,12 @@ impl Sampler for RemoteSampler {
             stop_strings: Vec::new(),
             seed,
         };
-        self.tx.send(InferenceMsg::Generate(Generate { request, reply })).map_err(|_| SampleError::Closed)?;
-        let (candidates, version) = answer.recv_timeout(self.timeout).map_err(|_| SampleError::Closed)??;
+        self.tx
+            .send(InferenceMsg::Generate(Generate { request, reply }))
+            .map_err(|_| SampleError::Closed)?;
+        let (candidates, version) = answer
+            .recv_timeout(self.timeout)
+            .map_err(|_| SampleError::Closed)??;
         self.version = version;
         Ok(candidates)
     }

@@ -42,7 +42,9 @@ impl Handler<Train> for LearnerActor {
         if self.learner.version != before {
             let weights = self.learner.policy.snapshot().map_err(|e| e.to_string())?;
             let version = self.learner.version;
-            let _ = self.inference.send(InferenceMsg::Publish { version, weights });
+            let _ = self
+                .inference
+                .send(InferenceMsg::Publish { version, weights });
             metrics::gauge!(m::POLICY_VERSION, "role" => "learner").set(version as f64);
         }
         Ok((report, self.learner.version))
@@ -61,6 +63,9 @@ impl Handler<Checkpoint> for LearnerActor {
     type Result = Result<(), String>;
     fn handle(&mut self, msg: Checkpoint, _: &mut SyncContext<Self>) -> Self::Result {
         let state = serde_json::to_value(&msg.state).map_err(|e| e.to_string())?;
-        self.learner.policy.save_checkpoint(&msg.dir, &self.learner.optimizer, &state).map_err(|e| e.to_string())
+        self.learner
+            .policy
+            .save_checkpoint(&msg.dir, &self.learner.optimizer, &state)
+            .map_err(|e| e.to_string())
     }
 }

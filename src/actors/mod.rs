@@ -32,10 +32,10 @@ use self::search::{RunEpisode, SearchActor, SearchShared};
 use crate::config::Config;
 use crate::env::TaskEnv;
 use crate::policy::{Policy, Sampling};
+use crate::search::strategy::Strategy;
 use crate::search::{Episode, EpisodeSettings, EpisodeSpec};
 use crate::train::driver::{Backend, TrainState};
 use crate::train::learner::{Learner, UpdateReport};
-use crate::search::strategy::Strategy;
 
 /// The running system, as the training loop sees it.
 pub struct ActorBackend {
@@ -63,44 +63,55 @@ pub fn wire(
         max_tokens: a.max_batch_tokens,
         max_wait: Duration::from_secs_f64(a.max_wait_ms / 1000.0),
     };
-    let (inference_tx, inference_thread) = inference::spawn(inference_policy, learner.version, limits, a.queue_bound);
+    let (inference_tx, inference_thread) =
+        inference::spawn(inference_policy, learner.version, limits, a.queue_bound);
     let shared_tokenizer = Arc::new(learner.policy.tokenizer().clone());
     let (search_actors, env_actors) = (a.search_actors, a.env_actors);
     let (addrs_tx, addrs_rx) = std::sync::mpsc::channel();
     let learner_cell = std::sync::Mutex::new(Some(learner));
     let strategy = Arc::new(strategy);
-    let system_thread = std::thread::Builder::new().name("tsr-actors".into()).spawn(move || {
-        let system = actix::System::new();
-        system.block_on(async move {
-            let envs: Vec<Addr<EnvActor>> = (0..env_actors)
-                .map(|_| {
-                    let template = env.clone();
-                    EnvActor::start_in_arbiter(&Arbiter::new().handle(), move |_| EnvActor::new(template))
-                })
-                .collect();
-            let shared = SearchShared {
-                envs,
-                template: env,
-                inference: inference_tx.clone(),
-                tokenizer: shared_tokenizer,
-                settings,
-                strategy,
-            };
-            let search = SyncArbiter::start(search_actors, move || SearchActor::new(shared.clone()));
-            let learner = learner_cell.lock().ok().and_then(|mut l| l.take());
-            let learner = learner.map(|l| {
-                let cell = std::sync::Mutex::new(Some(l));
-                SyncArbiter::start(1, move || {
-                    let l = cell.lock().ok().and_then(|mut c| c.take()).expect("the learner actor is started once");
-                    LearnerActor::new(l, inference_tx.clone())
-                })
+    let system_thread = std::thread::Builder::new()
+        .name("tsr-actors".into())
+        .spawn(move || {
+            let system = actix::System::new();
+            system.block_on(async move {
+                let envs: Vec<Addr<EnvActor>> = (0..env_actors)
+                    .map(|_| {
+                        let template = env.clone();
+                        EnvActor::start_in_arbiter(&Arbiter::new().handle(), move |_| {
+                            EnvActor::new(template)
+                        })
+                    })
+                    .collect();
+                let shared = SearchShared {
+                    envs,
+                    template: env,
+                    inference: inference_tx.clone(),
+                    tokenizer: shared_tokenizer,
+                    settings,
+                    strategy,
+                };
+                let search =
+                    SyncArbiter::start(search_actors, move || SearchActor::new(shared.clone()));
+                let learner = learner_cell.lock().ok().and_then(|mut l| l.take());
+                let learner = learner.map(|l| {
+                    let cell = std::sync::Mutex::new(Some(l));
+                    SyncArbiter::start(1, move || {
+                        let l = cell
+                            .lock()
+                            .ok()
+                            .and_then(|mut c| c.take())
+                            .expect("the learner actor is started once");
+                        LearnerActor::new(l, inference_tx.clone())
+                    })
+                });
+                let _ = addrs_tx.send((search, learner, actix::System::current()));
             });
-            let _ = addrs_tx.send((search, learner, actix::System::current()));
-        });
-        let _ = system.run();
-    })?;
+            let _ = system.run();
+        })?;
     let (search, learner, system) = addrs_rx.recv().context("the actor system did not start")?;
-    let learner = learner.ok_or_else(|| anyhow!("the learner was not handed to the actor system"))?;
+    let learner =
+        learner.ok_or_else(|| anyhow!("the learner was not handed to the actor system"))?;
     Ok(ActorBackend {
         search,
         learner,
@@ -112,12 +123,26 @@ pub fn wire(
 }
 
 impl Backend for ActorBackend {
-    fn rollouts(&mut self, specs: &[EpisodeSpec], sampling: Sampling, train: bool) -> anyhow::Result<Vec<Episode>> {
-        let asks = specs.iter().map(|&spec| self.search.send(RunEpisode { spec, sampling: sampling.clone(), train }));
+    fn rollouts(
+        &mut self,
+        specs: &[EpisodeSpec],
+        sampling: Sampling,
+        train: bool,
+    ) -> anyhow::Result<Vec<Episode>> {
+        let asks = specs.iter().map(|&spec| {
+            self.search.send(RunEpisode {
+                spec,
+                sampling: sampling.clone(),
+                train,
+            })
+        });
         let answers = futures::executor::block_on(futures::future::join_all(asks));
         answers
             .into_iter()
-            .map(|a| a.map_err(|e| anyhow!("search actor mailbox: {e}"))?.map_err(|e| anyhow!(e)))
+            .map(|a| {
+                a.map_err(|e| anyhow!("search actor mailbox: {e}"))?
+                    .map_err(|e| anyhow!(e))
+            })
             .collect()
     }
 
@@ -128,13 +153,23 @@ impl Backend for ActorBackend {
     }
 
     fn finish_update(&mut self) -> anyhow::Result<(UpdateReport, u64)> {
-        let pending = self.pending.take().ok_or_else(|| anyhow!("no update pending"))?;
-        futures::executor::block_on(pending).map_err(|e| anyhow!("learner mailbox: {e}"))?.map_err(|e| anyhow!(e))
+        let pending = self
+            .pending
+            .take()
+            .ok_or_else(|| anyhow!("no update pending"))?;
+        futures::executor::block_on(pending)
+            .map_err(|e| anyhow!("learner mailbox: {e}"))?
+            .map_err(|e| anyhow!(e))
     }
 
     fn checkpoint(&mut self, dir: &Path, state: &TrainState) -> anyhow::Result<()> {
-        let msg = Checkpoint { dir: dir.to_owned(), state: state.clone() };
-        futures::executor::block_on(self.learner.send(msg)).map_err(|e| anyhow!("learner mailbox: {e}"))?.map_err(|e| anyhow!(e))
+        let msg = Checkpoint {
+            dir: dir.to_owned(),
+            state: state.clone(),
+        };
+        futures::executor::block_on(self.learner.send(msg))
+            .map_err(|e| anyhow!("learner mailbox: {e}"))?
+            .map_err(|e| anyhow!(e))
     }
 }
 

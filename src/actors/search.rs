@@ -56,7 +56,14 @@ impl SearchActor {
             timeout: std::time::Duration::from_secs(600),
         };
         s.strategy
-            .play(&mut env, msg.spec, &s.settings, &mut sampler, s.tokenizer.as_ref(), msg.train)
+            .play(
+                &mut env,
+                msg.spec,
+                &s.settings,
+                &mut sampler,
+                s.tokenizer.as_ref(),
+                msg.train,
+            )
             .map_err(|e| e.to_string())
     }
 }
@@ -82,11 +89,19 @@ impl Handler<RunEpisode> for SearchActor {
         for attempt in 0..MAX_ATTEMPTS {
             if attempt > 0 {
                 metrics::counter!(m::ACTOR_RESTARTS, "role" => "search").increment(1);
-                tracing::warn!(episode = msg.spec.id, attempt, "replaying episode from its start: {last_error}");
+                tracing::warn!(
+                    episode = msg.spec.id,
+                    attempt,
+                    "replaying episode from its start: {last_error}"
+                );
             }
             match catch_unwind(AssertUnwindSafe(|| self.play(&msg))) {
                 Ok(Ok(episode)) => {
-                    let outcome = if episode.success { "success" } else { "failure" };
+                    let outcome = if episode.success {
+                        "success"
+                    } else {
+                        "failure"
+                    };
                     metrics::counter!(m::EPISODES, "outcome" => outcome).increment(1);
                     return Ok(episode);
                 }
@@ -95,6 +110,9 @@ impl Handler<RunEpisode> for SearchActor {
                 Err(_) => last_error = "the episode panicked".into(),
             }
         }
-        Err(format!("episode {} failed {MAX_ATTEMPTS} times: {last_error}", msg.spec.id))
+        Err(format!(
+            "episode {} failed {MAX_ATTEMPTS} times: {last_error}",
+            msg.spec.id
+        ))
     }
 }

@@ -135,6 +135,35 @@ impl TaskEnv {
         }
     }
 
+    /// A potential of the state for search heuristics (higher is better; differences reward
+    /// progress). FrozenLake: minus the safe-path distance to the goal, minus 1 next to a hole,
+    /// -10 in a hole. Sokoban: minus the summed distance of boxes to their nearest targets.
+    pub fn potential(&self) -> f64 {
+        match self {
+            TaskEnv::FrozenLake(e) => {
+                if e.in_hole() {
+                    return -10.0;
+                }
+                let (r, c) = e.player();
+                let near = [(0i64, 1i64), (0, -1), (1, 0), (-1, 0)]
+                    .iter()
+                    .any(|(dr, dc)| {
+                        let (nr, nc) = (r as i64 + dr, c as i64 + dc);
+                        nr >= 0
+                            && nc >= 0
+                            && (nr as usize) < e.rows()
+                            && (nc as usize) < e.cols()
+                            && e.is_hole(nr as usize, nc as usize)
+                    });
+                let dist = e
+                    .distance_to_goal()
+                    .map_or((e.rows() + e.cols()) as f64, f64::from);
+                -dist - if near { 1.0 } else { 0.0 }
+            }
+            TaskEnv::Sokoban(e) => -(e.box_target_distance() as f64),
+        }
+    }
+
     pub fn kind(&self) -> TaskKind {
         match self {
             TaskEnv::Sokoban(_) => TaskKind::Sokoban,

@@ -9,7 +9,10 @@ use std::time::Instant;
 use super::episode::{EpisodeState, SearchCounts, turn_seed};
 use super::score::Scorer;
 use super::strategy::argmax_first;
-use super::{Codec, EnvHandle, Episode, EpisodeSettings, EpisodeSpec, PlainSampling, SampleError, Sampler, play_episode};
+use super::{
+    Codec, EnvHandle, Episode, EpisodeSettings, EpisodeSpec, PlainSampling, SampleError, Sampler,
+    play_episode,
+};
 use crate::env::{TaskEnv, parse_reply};
 
 /// One partial trajectory: its sequence, its environment fork and its cumulative score.
@@ -21,11 +24,19 @@ struct Branch {
 }
 
 /// Replay the chosen episode's replies on the real environment, turn by turn.
-fn replay_on_real(env: &mut dyn EnvHandle, episode: &Episode, settings: &EpisodeSettings) -> Result<(), SampleError> {
+fn replay_on_real(
+    env: &mut dyn EnvHandle,
+    episode: &Episode,
+    settings: &EpisodeSettings,
+) -> Result<(), SampleError> {
     env.reset(episode.spec.env_seed)?;
     let mut used = 0;
     for turn in &episode.turns {
-        let reply = parse_reply(&turn.reply, settings.rules.max_actions_per_turn, settings.form.requires_think());
+        let reply = parse_reply(
+            &turn.reply,
+            settings.rules.max_actions_per_turn,
+            settings.form.requires_think(),
+        );
         used += env.play(&reply, used, &settings.rules)?.actions.len();
     }
     Ok(())
@@ -45,7 +56,11 @@ pub fn play_beam(
 ) -> Result<Episode, SampleError> {
     let t0 = Instant::now();
     let start = EpisodeState::start(env, spec, settings, codec)?;
-    let mut beams = vec![Branch { state: start, env: env.fork()?, score: 0.0 }];
+    let mut beams = vec![Branch {
+        state: start,
+        env: env.fork()?,
+        score: 0.0,
+    }];
     let (mut generated, mut forks, mut candidates, mut turns) = (0usize, 1usize, 0usize, 0usize);
     while beams.iter().any(|b| !b.state.is_over()) {
         let mut next: Vec<Branch> = Vec::with_capacity(width * branch);
@@ -62,7 +77,9 @@ pub fn play_beam(
                 candidates += 1;
                 generated += cand.tokens.len();
                 let before = child.env.clone();
-                let result = child.state.commit(&mut child.env, &cand, version, settings, codec)?;
+                let result = child
+                    .state
+                    .commit(&mut child.env, &cand, version, settings, codec)?;
                 child.score += scorer.turn_value(&before, &child.env, &result);
                 next.push(child);
             }
@@ -104,8 +121,18 @@ pub fn best_trajectory(
     let mut episodes = Vec::with_capacity(n);
     for i in 0..n.max(1) {
         let mut fork = base.clone();
-        let spec_i = EpisodeSpec { sample_seed: turn_seed(spec.sample_seed, 1000 + i), ..spec };
-        episodes.push(play_episode(&mut fork, spec_i, settings, &mut PlainSampling, sampler, codec)?);
+        let spec_i = EpisodeSpec {
+            sample_seed: turn_seed(spec.sample_seed, 1000 + i),
+            ..spec
+        };
+        episodes.push(play_episode(
+            &mut fork,
+            spec_i,
+            settings,
+            &mut PlainSampling,
+            sampler,
+            codec,
+        )?);
     }
     let returns: Vec<f64> = episodes.iter().map(|e| e.ret).collect();
     let generated: usize = episodes.iter().map(|e| e.generated_tokens).sum();

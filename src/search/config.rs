@@ -6,7 +6,14 @@ use serde::{Deserialize, Serialize};
 use crate::config::{Issues, Section};
 
 /// The strategies, by config name.
-pub const KINDS: &[&str] = &["none", "best_of_n", "best_of_n_trajectory", "beam", "lookahead", "select"];
+pub const KINDS: &[&str] = &[
+    "none",
+    "best_of_n",
+    "best_of_n_trajectory",
+    "beam",
+    "lookahead",
+    "select",
+];
 
 /// `[search]`: TSR during training rollouts (never during validation or eval).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, DocumentedFields)]
@@ -59,15 +66,40 @@ impl Default for SearchSection {
 impl Section for SearchSection {
     fn validate(&self, p: &str, issues: &mut Issues) {
         let key = |k: &str| format!("{p}.{k}");
-        issues.check(KINDS.contains(&self.kind.as_str()), &key("kind"), &self.kind, &format!("one of {}", KINDS.join(", ")));
+        issues.check(
+            KINDS.contains(&self.kind.as_str()),
+            &key("kind"),
+            &self.kind,
+            &format!("one of {}", KINDS.join(", ")),
+        );
         issues.range(&key("n"), self.n, 1, 256);
-        issues.check(self.keep <= self.n, &key("keep"), self.keep, &format!("at most n = {}", self.n));
+        issues.check(
+            self.keep <= self.n,
+            &key("keep"),
+            self.keep,
+            &format!("at most n = {}", self.n),
+        );
         issues.range(&key("width"), self.width, 1, 64);
-        issues.check(self.branch >= self.width && self.branch <= 256, &key("branch"), self.branch, &format!("between width = {} and 256", self.width));
+        issues.check(
+            self.branch >= self.width && self.branch <= 256,
+            &key("branch"),
+            self.branch,
+            &format!("between width = {} and 256", self.width),
+        );
         issues.range(&key("depth"), self.depth, 0, 64);
-        issues.check(["reward", "heuristic"].contains(&self.scorer.as_str()), &key("scorer"), &self.scorer, "reward or heuristic");
+        issues.check(
+            ["reward", "heuristic"].contains(&self.scorer.as_str()),
+            &key("scorer"),
+            &self.scorer,
+            "reward or heuristic",
+        );
         issues.range(&key("heuristic_weight"), self.heuristic_weight, 0.0, 100.0);
-        issues.check(["shared", "independent"].contains(&self.stochastic.as_str()), &key("stochastic"), &self.stochastic, "shared or independent");
+        issues.check(
+            ["shared", "independent"].contains(&self.stochastic.as_str()),
+            &key("stochastic"),
+            &self.stochastic,
+            "shared or independent",
+        );
         issues.range(&key("simulations"), self.simulations, 1, 1024);
     }
 }
@@ -79,10 +111,19 @@ pub fn cross_check(config: &crate::config::Config, issues: &mut Issues) {
     if s.kind == "lookahead" && s.depth >= config.env.max_turns {
         issues.push(
             "search.depth",
-            format!("{} is beyond the turn limit: lookahead needs depth < env.max_turns = {}", s.depth, config.env.max_turns),
+            format!(
+                "{} is beyond the turn limit: lookahead needs depth < env.max_turns = {}",
+                s.depth, config.env.max_turns
+            ),
         );
     }
     if s.scorer == "heuristic" && !["sokoban", "frozenlake"].contains(&config.env.task.as_str()) {
-        issues.push("search.scorer", format!("\"heuristic\" has no heuristic for task {:?}; use \"reward\"", config.env.task));
+        issues.push(
+            "search.scorer",
+            format!(
+                "\"heuristic\" has no heuristic for task {:?}; use \"reward\"",
+                config.env.task
+            ),
+        );
     }
 }

@@ -68,7 +68,12 @@ pub trait EnvHandle {
     fn kind(&self) -> TaskKind;
     fn action_names(&self) -> Vec<String>;
     /// Play one parsed reply under the turn rules (see `env::play_turn`).
-    fn play(&mut self, reply: &ParsedReply, actions_used: usize, rules: &TurnRules) -> Result<TurnResult, SampleError>;
+    fn play(
+        &mut self,
+        reply: &ParsedReply,
+        actions_used: usize,
+        rules: &TurnRules,
+    ) -> Result<TurnResult, SampleError>;
     /// An independent copy for search to try candidates on; the real environment is untouched.
     fn fork(&self) -> Result<TaskEnv, SampleError>;
 }
@@ -87,7 +92,12 @@ impl EnvHandle for TaskEnv {
     fn action_names(&self) -> Vec<String> {
         Env::action_names(self)
     }
-    fn play(&mut self, reply: &ParsedReply, actions_used: usize, rules: &TurnRules) -> Result<TurnResult, SampleError> {
+    fn play(
+        &mut self,
+        reply: &ParsedReply,
+        actions_used: usize,
+        rules: &TurnRules,
+    ) -> Result<TurnResult, SampleError> {
         Ok(play_turn(self, reply, actions_used, rules))
     }
     fn fork(&self) -> Result<TaskEnv, SampleError> {
@@ -204,11 +214,20 @@ pub struct EpisodeState {
 
 impl EpisodeState {
     /// Reset `env` to the spec's instance and start the sequence (system message in chat form).
-    pub fn start(env: &mut dyn EnvHandle, spec: EpisodeSpec, settings: &EpisodeSettings, codec: &dyn Codec) -> Result<Self, SampleError> {
+    pub fn start(
+        env: &mut dyn EnvHandle,
+        spec: EpisodeSpec,
+        settings: &EpisodeSettings,
+        codec: &dyn Codec,
+    ) -> Result<Self, SampleError> {
         env.reset(spec.env_seed)?;
         let mut seq = Sequence::default();
         if settings.form == PromptForm::Chat {
-            let system = prompt::system_text(env.kind(), &env.action_names(), settings.rules.max_actions_per_turn);
+            let system = prompt::system_text(
+                env.kind(),
+                &env.action_names(),
+                settings.rules.max_actions_per_turn,
+            );
             seq.push_env(&codec.encode(&prompt::message("system", &system))?);
         }
         let ep = Episode {
@@ -224,7 +243,15 @@ impl EpisodeState {
             search: SearchCounts::default(),
             truncated: false,
         };
-        Ok(Self { seq, ep, used: 0, last: LastTurn::default(), turn: 0, open_user: None, over: false })
+        Ok(Self {
+            seq,
+            ep,
+            used: 0,
+            last: LastTurn::default(),
+            turn: 0,
+            open_user: None,
+            over: false,
+        })
     }
 
     pub fn spec(&self) -> EpisodeSpec {
@@ -250,16 +277,35 @@ impl EpisodeState {
 
     /// Open the next turn: append its user message and the assistant header. Returns false (and
     /// marks the episode over) when there is no next turn.
-    pub fn open_turn(&mut self, env: &dyn EnvHandle, settings: &EpisodeSettings, codec: &dyn Codec) -> Result<bool, SampleError> {
-        if self.over || self.turn >= settings.max_turns || self.used >= settings.rules.max_actions_per_episode {
+    pub fn open_turn(
+        &mut self,
+        env: &dyn EnvHandle,
+        settings: &EpisodeSettings,
+        codec: &dyn Codec,
+    ) -> Result<bool, SampleError> {
+        if self.over
+            || self.turn >= settings.max_turns
+            || self.used >= settings.rules.max_actions_per_episode
+        {
             self.over = true;
             return Ok(false);
         }
         let left = settings.rules.max_actions_per_episode - self.used;
-        let user = prompt::user_text(settings.form, &env.observation()?, self.turn + 1, left, self.last);
-        let head = format!("{}{}", prompt::message("user", &user), prompt::assistant_header());
+        let user = prompt::user_text(
+            settings.form,
+            &env.observation()?,
+            self.turn + 1,
+            left,
+            self.last,
+        );
+        let head = format!(
+            "{}{}",
+            prompt::message("user", &user),
+            prompt::assistant_header()
+        );
         let head_ids = codec.encode(&head)?;
-        if self.seq.tokens.len() + head_ids.len() + settings.max_new_tokens > settings.context_limit {
+        if self.seq.tokens.len() + head_ids.len() + settings.max_new_tokens > settings.context_limit
+        {
             self.ep.truncated = true;
             self.over = true;
             return Ok(false);
@@ -291,7 +337,11 @@ impl EpisodeState {
             self.seq.push_env(&[eot]);
         }
         self.seq.push_env(&codec.encode("\n")?);
-        let parsed = parse_reply(&reply, settings.rules.max_actions_per_turn, settings.form.requires_think());
+        let parsed = parse_reply(
+            &reply,
+            settings.rules.max_actions_per_turn,
+            settings.form.requires_think(),
+        );
         let result = env.play(&parsed, self.used, &settings.rules)?;
         self.used += result.actions.len();
         self.turn += 1;
@@ -306,8 +356,14 @@ impl EpisodeState {
             penalty: result.penalty,
             policy_version: version,
         });
-        self.last = LastTurn { reward: Some(result.reward), no_valid_action: result.no_valid_action };
-        if result.done || self.used >= settings.rules.max_actions_per_episode || self.turn >= settings.max_turns {
+        self.last = LastTurn {
+            reward: Some(result.reward),
+            no_valid_action: result.no_valid_action,
+        };
+        if result.done
+            || self.used >= settings.rules.max_actions_per_episode
+            || self.turn >= settings.max_turns
+        {
             self.over = true;
         }
         Ok(result)
@@ -391,7 +447,11 @@ impl TurnChooser for PlainSampling {
             .pop()
             .ok_or_else(|| SampleError::Failed("sampler returned no candidate".into()))?;
         let generated = candidate.tokens.len();
-        Ok(Choice { candidate, generated, counts: SearchCounts::default() })
+        Ok(Choice {
+            candidate,
+            generated,
+            counts: SearchCounts::default(),
+        })
     }
 }
 

@@ -9,9 +9,9 @@ pub mod prompt;
 pub mod score;
 pub mod strategy;
 
-pub use episode::{Choice, EpisodeState, SearchCounts, 
-    Candidate, Codec, Episode, EpisodeSettings, EpisodeSpec, PlainSampling, SampleError, Sampler,
-    TurnChooser, play_episode,
+pub use episode::{
+    Candidate, Choice, Codec, EnvHandle, Episode, EpisodeSettings, EpisodeSpec, EpisodeState,
+    PlainSampling, SampleError, Sampler, SearchCounts, TurnChooser, play_episode,
 };
 
 pub use config::SearchSection;

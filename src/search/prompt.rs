@@ -99,9 +99,17 @@ pub fn user_text(
             } else {
                 ""
             };
-            format!("{warn}{state}\nleft {actions_left}")
+            format!("{warn}{}\nleft {actions_left}", compact_state(state))
         }
     }
+}
+
+/// The compact form shows only the grid of a grid task's observation (the coordinate lines
+/// repeat what the grid shows); other observations are shown whole.
+pub fn compact_state(state: &str) -> &str {
+    state
+        .split_once("Grid Map: \n")
+        .map_or(state, |(_, grid)| grid)
 }
 
 /// `<|im_start|>{role}\n{text}<|im_end|>\n`

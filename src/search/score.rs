@@ -31,7 +31,10 @@ pub struct Scored {
 
 impl Scorer {
     pub fn reward_only() -> Scorer {
-        Scorer { heuristic_weight: 0.0, stochastic: Stochastic::Shared }
+        Scorer {
+            heuristic_weight: 0.0,
+            stochastic: Stochastic::Shared,
+        }
     }
 
     /// The value of one played turn: reward + penalty + weighted potential gain.
@@ -47,13 +50,23 @@ impl Scorer {
     }
 
     /// Score `reply` as the next turn of `base` (never modified). `seed` feeds independent mode.
-    pub fn score(&self, base: &TaskEnv, reply: &ParsedReply, actions_used: usize, rules: &TurnRules, seed: u64) -> Scored {
+    pub fn score(
+        &self,
+        base: &TaskEnv,
+        reply: &ParsedReply,
+        actions_used: usize,
+        rules: &TurnRules,
+        seed: u64,
+    ) -> Scored {
         let play = |env: &mut TaskEnv| {
             let result = play_turn(env, reply, actions_used, rules);
             self.turn_value(base, env, &result)
         };
         match self.stochastic {
-            Stochastic::Shared => Scored { score: play(&mut base.clone()), forks: 1 },
+            Stochastic::Shared => Scored {
+                score: play(&mut base.clone()),
+                forks: 1,
+            },
             Stochastic::Independent { simulations } => {
                 let k = simulations.max(1);
                 let total: f64 = (0..k)
@@ -63,7 +76,10 @@ impl Scorer {
                         play(&mut fork)
                     })
                     .sum();
-                Scored { score: total / k as f64, forks: k }
+                Scored {
+                    score: total / k as f64,
+                    forks: k,
+                }
             }
         }
     }

@@ -7,7 +7,10 @@ use std::time::Instant;
 use super::beam::{best_trajectory, play_beam};
 use super::episode::{Candidate, Choice, EpisodeState, SearchCounts, turn_seed};
 use super::score::{NO_VALID_ACTION, Scorer, Stochastic};
-use super::{Codec, EnvHandle, Episode, EpisodeSettings, EpisodeSpec, PlainSampling, SampleError, Sampler, TurnChooser, play_episode};
+use super::{
+    Codec, EnvHandle, Episode, EpisodeSettings, EpisodeSpec, PlainSampling, SampleError, Sampler,
+    TurnChooser, play_episode,
+};
 use crate::config::Config;
 use crate::env::parse_reply;
 
@@ -16,19 +19,38 @@ use crate::env::parse_reply;
 pub enum Strategy {
     /// Plain sampling (also what `select` uses: it only changes which episodes are trained).
     Plain,
-    BestOfN { n: usize, scorer: Scorer },
-    BestOfNTrajectory { n: usize },
-    Beam { width: usize, branch: usize, scorer: Scorer },
-    Lookahead { m: usize, depth: usize, scorer: Scorer },
+    BestOfN {
+        n: usize,
+        scorer: Scorer,
+    },
+    BestOfNTrajectory {
+        n: usize,
+    },
+    Beam {
+        width: usize,
+        branch: usize,
+        scorer: Scorer,
+    },
+    Lookahead {
+        m: usize,
+        depth: usize,
+        scorer: Scorer,
+    },
 }
 
 impl Strategy {
     pub fn from_config(config: &Config) -> Strategy {
         let s = &config.search;
         let scorer = Scorer {
-            heuristic_weight: if s.scorer == "heuristic" { s.heuristic_weight } else { 0.0 },
+            heuristic_weight: if s.scorer == "heuristic" {
+                s.heuristic_weight
+            } else {
+                0.0
+            },
             stochastic: if s.stochastic == "independent" {
-                Stochastic::Independent { simulations: s.simulations }
+                Stochastic::Independent {
+                    simulations: s.simulations,
+                }
             } else {
                 Stochastic::Shared
             },
@@ -36,8 +58,16 @@ impl Strategy {
         match s.kind.as_str() {
             "best_of_n" => Strategy::BestOfN { n: s.n, scorer },
             "best_of_n_trajectory" => Strategy::BestOfNTrajectory { n: s.n },
-            "beam" => Strategy::Beam { width: s.width, branch: s.branch, scorer },
-            "lookahead" => Strategy::Lookahead { m: s.n, depth: s.depth, scorer },
+            "beam" => Strategy::Beam {
+                width: s.width,
+                branch: s.branch,
+                scorer,
+            },
+            "lookahead" => Strategy::Lookahead {
+                m: s.n,
+                depth: s.depth,
+                scorer,
+            },
             _ => Strategy::Plain,
         }
     }
@@ -53,17 +83,43 @@ impl Strategy {
         train: bool,
     ) -> Result<Episode, SampleError> {
         match (train, self) {
-            (false, _) | (true, Strategy::Plain) => play_episode(env, spec, settings, &mut PlainSampling, sampler, codec),
-            (true, Strategy::BestOfN { n, scorer }) => {
-                play_episode(env, spec, settings, &mut BestOfN { n: *n, scorer: *scorer }, sampler, codec)
+            (false, _) | (true, Strategy::Plain) => {
+                play_episode(env, spec, settings, &mut PlainSampling, sampler, codec)
             }
-            (true, Strategy::Lookahead { m, depth, scorer }) => {
-                play_episode(env, spec, settings, &mut Lookahead { m: *m, depth: *depth, scorer: *scorer }, sampler, codec)
+            (true, Strategy::BestOfN { n, scorer }) => play_episode(
+                env,
+                spec,
+                settings,
+                &mut BestOfN {
+                    n: *n,
+                    scorer: *scorer,
+                },
+                sampler,
+                codec,
+            ),
+            (true, Strategy::Lookahead { m, depth, scorer }) => play_episode(
+                env,
+                spec,
+                settings,
+                &mut Lookahead {
+                    m: *m,
+                    depth: *depth,
+                    scorer: *scorer,
+                },
+                sampler,
+                codec,
+            ),
+            (
+                true,
+                Strategy::Beam {
+                    width,
+                    branch,
+                    scorer,
+                },
+            ) => play_beam(env, spec, settings, *width, *branch, scorer, sampler, codec),
+            (true, Strategy::BestOfNTrajectory { n }) => {
+                best_trajectory(env, spec, settings, *n, sampler, codec)
             }
-            (true, Strategy::Beam { width, branch, scorer }) => {
-                play_beam(env, spec, settings, *width, *branch, scorer, sampler, codec)
-            }
-            (true, Strategy::BestOfNTrajectory { n }) => best_trajectory(env, spec, settings, *n, sampler, codec),
         }
     }
 }
@@ -107,8 +163,14 @@ impl TurnChooser for BestOfN {
         let scores: Vec<f64> = cands
             .iter()
             .map(|c| {
-                let reply = parse_reply(&codec.decode(&c.tokens), settings.rules.max_actions_per_turn, settings.form.requires_think());
-                let scored = self.scorer.score(&base, &reply, state.actions_used(), &settings.rules, seed);
+                let reply = parse_reply(
+                    &codec.decode(&c.tokens),
+                    settings.rules.max_actions_per_turn,
+                    settings.form.requires_think(),
+                );
+                let scored =
+                    self.scorer
+                        .score(&base, &reply, state.actions_used(), &settings.rules, seed);
                 forks += scored.forks;
                 scored.score
             })
@@ -117,7 +179,12 @@ impl TurnChooser for BestOfN {
     }
 }
 
-fn finish_choice(cands: Vec<Candidate>, scores: &[f64], forks: usize, t0: Instant) -> Result<Choice, SampleError> {
+fn finish_choice(
+    cands: Vec<Candidate>,
+    scores: &[f64],
+    forks: usize,
+    t0: Instant,
+) -> Result<Choice, SampleError> {
     let best = argmax_first(scores);
     let generated: usize = cands.iter().map(|c| c.tokens.len()).sum();
     let candidate = cands.into_iter().nth(best).ok_or_else(no_candidate)?;
@@ -127,7 +194,11 @@ fn finish_choice(cands: Vec<Candidate>, scores: &[f64], forks: usize, t0: Instan
         discarded_tokens: generated - candidate.tokens.len(),
         seconds: t0.elapsed().as_secs_f64(),
     };
-    Ok(Choice { candidate, generated, counts })
+    Ok(Choice {
+        candidate,
+        generated,
+        counts,
+    })
 }
 
 /// Lookahead (M, D): each of M candidates is committed on a fork and continued D more turns
@@ -166,13 +237,20 @@ impl TurnChooser for Lookahead {
                     break;
                 }
                 let cont_seed = turn_seed(seed ^ (i as u64 + 1), d + 1);
-                let cont = sampler.sample(branch.tokens(), 1, cont_seed)?.pop().ok_or_else(no_candidate)?;
+                let cont = sampler
+                    .sample(branch.tokens(), 1, cont_seed)?
+                    .pop()
+                    .ok_or_else(no_candidate)?;
                 extra_tokens += cont.tokens.len();
                 let before = fork.clone();
                 let r = branch.commit(&mut fork, &cont, 0, settings, codec)?;
                 // A continuation's invalid reply is the policy's later mistake, not the
                 // candidate's: it costs the format penalty, not the -1e6 of an invalid candidate.
-                score += if r.no_valid_action { r.penalty } else { self.scorer.turn_value(&before, &fork, &r) };
+                score += if r.no_valid_action {
+                    r.penalty
+                } else {
+                    self.scorer.turn_value(&before, &fork, &r)
+                };
             }
             scores.push(score);
         }

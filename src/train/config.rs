@@ -53,6 +53,8 @@ pub struct TrainSection {
     pub format_warmup_steps: usize,
     /// Synthetic episodes per format warm-up step.
     pub format_warmup_batch: usize,
+    /// Learning rate of the format warm-up (the RL rate applies afterwards).
+    pub format_warmup_lr: f64,
 }
 
 impl Default for TrainSection {
@@ -79,6 +81,7 @@ impl Default for TrainSection {
             max_skipped_in_row: 5,
             format_warmup_steps: 60,
             format_warmup_batch: 16,
+            format_warmup_lr: 1e-3,
         }
     }
 }

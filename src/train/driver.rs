@@ -19,7 +19,12 @@ use crate::search::{Episode, EpisodeSpec};
 /// What a backend does for the loop.
 pub trait Backend {
     /// Play these episodes with this sampling (search only when `train` is true).
-    fn rollouts(&mut self, specs: &[EpisodeSpec], sampling: Sampling, train: bool) -> anyhow::Result<Vec<Episode>>;
+    fn rollouts(
+        &mut self,
+        specs: &[EpisodeSpec],
+        sampling: Sampling,
+        train: bool,
+    ) -> anyhow::Result<Vec<Episode>>;
     /// Begin an update on a step's episodes; at most one is pending at a time.
     fn start_update(&mut self, episodes: Vec<Episode>) -> anyhow::Result<()>;
     /// Wait for the pending update; returns its report and the new weights' version.
@@ -71,16 +76,32 @@ pub fn config_hash(config: &Config) -> String {
 }
 
 pub fn sampling_for_training(c: &Config) -> Sampling {
-    Sampling { temperature: c.train.temperature, top_p: c.train.top_p, top_k: c.train.top_k, greedy: false }
+    Sampling {
+        temperature: c.train.temperature as f32,
+        top_p: c.train.top_p as f32,
+        top_k: c.train.top_k,
+        greedy: false,
+    }
 }
 
 pub fn sampling_for_validation(c: &Config) -> Sampling {
-    Sampling { temperature: c.train.val_temperature, top_p: c.train.top_p, top_k: c.train.top_k, greedy: c.train.val_greedy }
+    Sampling {
+        temperature: c.train.val_temperature as f32,
+        top_p: c.train.top_p as f32,
+        top_k: c.train.top_k,
+        greedy: c.train.val_greedy,
+    }
 }
 
 /// Validation on the fixed seeds, without search.
-pub fn validate(backend: &mut dyn Backend, config: &Config) -> anyhow::Result<(Outcomes, Vec<Episode>)> {
-    let layout = Layout { groups: config.train.val_groups, group_size: config.train.val_group_size };
+pub fn validate(
+    backend: &mut dyn Backend,
+    config: &Config,
+) -> anyhow::Result<(Outcomes, Vec<Episode>)> {
+    let layout = Layout {
+        groups: config.train.val_groups,
+        group_size: config.train.val_group_size,
+    };
     let specs = validation_specs(layout, config.train.val_seed, config.run.seed);
     let episodes = backend.rollouts(&specs, sampling_for_validation(config), false)?;
     Ok((Outcomes::of(&episodes), episodes))
@@ -105,12 +126,20 @@ pub fn train_loop(
     stop: &dyn Fn() -> bool,
 ) -> anyhow::Result<TrainState> {
     let started = Instant::now();
-    let layout = Layout { groups: config.algo.env_groups, group_size: config.algo.group_size };
+    let layout = Layout {
+        groups: config.algo.env_groups,
+        group_size: config.algo.group_size,
+    };
     let tc = &config.train;
-    let out_of_time = || tc.max_minutes > 0.0 && started.elapsed().as_secs_f64() > tc.max_minutes * 60.0;
+    let out_of_time =
+        || tc.max_minutes > 0.0 && started.elapsed().as_secs_f64() > tc.max_minutes * 60.0;
     if state.next_step == 0 {
         let (val, _) = validate(backend, config)?;
-        tracing::info!(success = val.success_rate, ret = val.mean_return, "validation before training");
+        tracing::info!(
+            success = val.success_rate,
+            ret = val.mean_return,
+            "validation before training"
+        );
         run.log_metrics(&serde_json::json!({ "kind": "validation", "step": 0, "version": state.version, "validation": val }))?;
         record_best(&mut state, &val, 0);
     }
@@ -145,7 +174,8 @@ pub fn train_loop(
         state.next_step = step + 1;
         let last = state.next_step == tc.steps;
         let val_due = last || (tc.val_every > 0 && state.next_step % tc.val_every == 0);
-        let ckpt_due = last || (tc.checkpoint_every > 0 && state.next_step % tc.checkpoint_every == 0);
+        let ckpt_due =
+            last || (tc.checkpoint_every > 0 && state.next_step % tc.checkpoint_every == 0);
         let mut improved = false;
         if val_due || ckpt_due {
             if let Some(p) = pending.take() {
@@ -153,9 +183,15 @@ pub fn train_loop(
             }
             if val_due {
                 let (val, _) = validate(backend, config)?;
-                tracing::info!(step = state.next_step, success = val.success_rate, ret = val.mean_return, "validation");
+                tracing::info!(
+                    step = state.next_step,
+                    success = val.success_rate,
+                    ret = val.mean_return,
+                    "validation"
+                );
                 run.log_metrics(&serde_json::json!({ "kind": "validation", "step": state.next_step, "version": state.version, "validation": val }))?;
-                improved = record_best(&mut state, &val, state.next_step);
+                let at = state.next_step;
+                improved = record_best(&mut state, &val, at);
             }
             if ckpt_due || improved {
                 save_checkpoint(backend, run, &state, config)?;
@@ -171,7 +207,9 @@ pub fn train_loop(
 
 /// Remember the best validation; true when this one is a new best.
 fn record_best(state: &mut TrainState, val: &Outcomes, step: u64) -> bool {
-    let better = state.best_success.is_none_or(|(best, _)| val.success_rate > best);
+    let better = state
+        .best_success
+        .is_none_or(|(best, _)| val.success_rate > best);
     if better {
         state.best_success = Some((val.success_rate, step));
     }
@@ -207,7 +245,8 @@ fn finish(
         train: p.outcomes,
         generated_tokens: p.generated,
         generated_tokens_per_s: p.generated as f64 / p.rollout_s.max(1e-9),
-        trained_tokens_per_s: update.tokens_trained as f64 / (update.time_update_s + update.time_prepare_s).max(1e-9),
+        trained_tokens_per_s: update.tokens_trained as f64
+            / (update.time_update_s + update.time_prepare_s).max(1e-9),
         env_turns: p.turns,
         rollout_s: p.rollout_s,
         update,
@@ -218,14 +257,22 @@ fn finish(
     Ok(())
 }
 
-fn save_checkpoint(backend: &mut dyn Backend, run: &RunDir, state: &TrainState, config: &Config) -> anyhow::Result<()> {
+fn save_checkpoint(
+    backend: &mut dyn Backend,
+    run: &RunDir,
+    state: &TrainState,
+    config: &Config,
+) -> anyhow::Result<()> {
     let dir = run.checkpoint_dir(state.next_step);
     if dir.exists() {
         std::fs::remove_dir_all(&dir)?;
     }
     std::fs::create_dir_all(&dir)?;
     backend.checkpoint(&dir, state)?;
-    std::fs::write(dir.join("train_state.json"), serde_json::to_string_pretty(state)?)?;
+    std::fs::write(
+        dir.join("train_state.json"),
+        serde_json::to_string_pretty(state)?,
+    )?;
     RunDir::mark_complete(&dir)?;
     run.prune_checkpoints(config.train.keep_last, state.best_success.map(|(_, s)| s))?;
     Ok(())

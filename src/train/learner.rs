@@ -80,10 +80,19 @@ impl Learner {
             by_group.entry(e.spec.group).or_default().push(e);
         }
         let groups: Vec<Vec<&Episode>> = by_group.into_values().collect();
-        let returns: Vec<Vec<f64>> = groups.iter().map(|g| g.iter().map(|e| e.ret).collect()).collect();
+        let returns: Vec<Vec<f64>> = groups
+            .iter()
+            .map(|g| g.iter().map(|e| e.ret).collect())
+            .collect();
         let keep = algo::filter_groups(&returns, self.algo.filter_ratio);
-        let batch: Vec<&Episode> = keep.iter().flat_map(|&g| groups[g].iter().copied()).collect();
-        let batch: Vec<&Episode> = batch.into_iter().filter(|e| e.assistant_mask.contains(&1)).collect();
+        let batch: Vec<&Episode> = keep
+            .iter()
+            .flat_map(|&g| groups[g].iter().copied())
+            .collect();
+        let batch: Vec<&Episode> = batch
+            .into_iter()
+            .filter(|e| e.assistant_mask.contains(&1))
+            .collect();
         report.groups_kept = keep.len();
         report.episodes_trained = batch.len();
         if batch.is_empty() {
@@ -98,29 +107,40 @@ impl Learner {
             v
         };
         let mask_rows: Vec<Vec<f64>> = batch.iter().map(|e| pad(&e.assistant_mask)).collect();
-        let train_batch = TrainBatch { tokens: batch.iter().map(|e| e.tokens.clone()).collect() };
+        let train_batch = TrainBatch {
+            tokens: batch.iter().map(|e| e.tokens.clone()).collect(),
+        };
         let device = self.policy.device().clone();
-        let mask = Tensor::new(mask_rows.iter().flatten().map(|&m| m as f32).collect::<Vec<f32>>(), &device)?
-            .reshape((batch.len(), width))?;
+        let mask = Tensor::new(
+            mask_rows
+                .iter()
+                .flatten()
+                .map(|&m| m as f32)
+                .collect::<Vec<f32>>(),
+            &device,
+        )?
+        .reshape((batch.len(), width))?;
         report.tokens_trained = mask_rows.iter().flatten().filter(|&&m| m > 0.0).count();
-        let (lag_sum, lag_max) = batch.iter().flat_map(|e| e.assistant_mask.iter().zip(&e.token_version)).fold(
-            (0u64, 0u64),
-            |(s, m), (&mask, &v)| {
+        let (lag_sum, lag_max) = batch
+            .iter()
+            .flat_map(|e| e.assistant_mask.iter().zip(&e.token_version))
+            .fold((0u64, 0u64), |(s, m), (&mask, &v)| {
                 if mask == 1 {
                     let lag = self.version.saturating_sub(v);
                     (s + lag, m.max(lag))
                 } else {
                     (s, m)
                 }
-            },
-        );
+            });
         report.lag_mean = lag_sum as f64 / report.tokens_trained.max(1) as f64;
         report.lag_max = lag_max;
 
-        // 3. Old log-probs and values, recomputed on the exact training sequences.
-        let old = self.policy.forward_train(&train_batch)?;
-        let old_logp = old.logprobs.detach();
-        let old_values = old.values.detach().mul(&mask)?;
+        // 3. Old log-probs and values, recomputed on the exact training sequences. The first
+        //    epoch's forward pass is also the one these come from (same weights, same numbers),
+        //    so it is not run twice.
+        let mut fwd = self.policy.forward_train(&train_batch)?;
+        let old_logp = fwd.logprobs.detach();
+        let old_values = fwd.values.detach().mul(&mask)?;
 
         // 4. Advantages: the episode return sits on the last assistant token.
         let token_rewards: Vec<Vec<f64>> = batch
@@ -137,18 +157,36 @@ impl Learner {
         let (advantages, returns) = match kind {
             AlgoKind::Grpo => {
                 let ids: Vec<usize> = batch.iter().map(|e| e.spec.group).collect();
-                let out = algo::grpo_advantages(&token_rewards, &mask_rows, &ids, self.algo.grpo_norm_by_std, self.algo.grpo_eps)?;
+                let out = algo::grpo_advantages(
+                    &token_rewards,
+                    &mask_rows,
+                    &ids,
+                    self.algo.grpo_norm_by_std,
+                    self.algo.grpo_eps,
+                )?;
                 (out.advantages.clone(), out.advantages)
             }
             AlgoKind::Ppo => {
                 let values = to_rows(&old_values)?;
-                let out = algo::gae(&token_rewards, &values, &mask_rows, self.algo.gamma, self.algo.lambda, self.algo.whiten)?;
+                let out = algo::gae(
+                    &token_rewards,
+                    &values,
+                    &mask_rows,
+                    self.algo.gamma,
+                    self.algo.lambda,
+                    self.algo.whiten,
+                )?;
                 (out.advantages, out.returns)
             }
         };
         let n_tok = report.tokens_trained.max(1) as f64;
-        report.mean_advantage_abs =
-            advantages.iter().flatten().zip(mask_rows.iter().flatten()).map(|(a, m)| a.abs() * m).sum::<f64>() / n_tok;
+        report.mean_advantage_abs = advantages
+            .iter()
+            .flatten()
+            .zip(mask_rows.iter().flatten())
+            .map(|(a, m)| a.abs() * m)
+            .sum::<f64>()
+            / n_tok;
         let as_tensor = |rows: &[Vec<f64>]| -> Result<Tensor, LearnerError> {
             let flat: Vec<f32> = rows.iter().flatten().map(|&x| x as f32).collect();
             Ok(Tensor::from_vec(flat, (rows.len(), width), &device)?)
@@ -160,20 +198,39 @@ impl Learner {
         // 5. The update: clipped policy loss - entropy bonus (+ clipped value loss).
         let t_update = Instant::now();
         let epochs = self.algo.ppo_epochs.max(1);
-        for _ in 0..epochs {
-            let fwd = self.policy.forward_train(&train_batch)?;
-            let pg = algo::policy_loss(&fwd.logprobs, &old_logp, &adv, &mask, &self.algo.ppo_clip(), mode)?;
+        let scalar = |t: &Tensor| -> Result<f64, LearnerError> {
+            Ok(t.to_dtype(DType::F64)?.to_scalar::<f64>()?)
+        };
+        for epoch in 0..epochs {
+            if epoch > 0 {
+                fwd = self.policy.forward_train(&train_batch)?;
+            }
+            let pg = algo::policy_loss(
+                &fwd.logprobs,
+                &old_logp,
+                &adv,
+                &mask,
+                &self.algo.ppo_clip(),
+                mode,
+            )?;
             let entropy = algo::agg_loss(&fwd.entropy, &mask, mode)?;
             let mut loss = algo::actor_loss(&pg.loss, &entropy, None, self.algo.entropy_coef, 0.0)?;
             if kind == AlgoKind::Ppo {
-                let vl = algo::value_loss(&fwd.values, &old_values, &ret, &mask, self.algo.value_clip, mode)?;
-                report.value_loss += vl.loss.to_dtype(DType::F64)?.to_scalar::<f64>()? / epochs as f64;
+                let vl = algo::value_loss(
+                    &fwd.values,
+                    &old_values,
+                    &ret,
+                    &mask,
+                    self.algo.value_clip,
+                    mode,
+                )?;
+                report.value_loss += scalar(&vl.loss)? / epochs as f64;
                 report.value_clipfrac += vl.clipfrac / epochs as f64;
                 loss = loss.add(&vl.loss)?;
             }
             let stats = self.optimizer.step(&loss)?;
-            report.pg_loss += pg.loss.to_dtype(DType::F64)?.to_scalar::<f64>()? / epochs as f64;
-            report.entropy += entropy.to_dtype(DType::F64)?.to_scalar::<f64>()? / epochs as f64;
+            report.pg_loss += scalar(&pg.loss)? / epochs as f64;
+            report.entropy += scalar(&entropy)? / epochs as f64;
             report.ppo_kl += pg.ppo_kl / epochs as f64;
             report.clipfrac += pg.clipfrac / epochs as f64;
             report.clipfrac_lower += pg.clipfrac_lower / epochs as f64;

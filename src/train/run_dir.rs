@@ -102,12 +102,14 @@ impl RunDir {
         let kept: String = text
             .lines()
             .filter(|l| {
-                let Ok(v) = serde_json::from_str::<serde_json::Value>(l) else { return false };
+                let Ok(v) = serde_json::from_str::<serde_json::Value>(l) else {
+                    return false;
+                };
                 let validation = v.get("kind").and_then(|k| k.as_str()) == Some("validation");
                 // A run restarted from nothing (next_step 0) keeps nothing: it validates again.
-                v.get("step")
-                    .and_then(|s| s.as_u64())
-                    .is_some_and(|s| s < next_step || (validation && s <= next_step && next_step > 0))
+                v.get("step").and_then(|s| s.as_u64()).is_some_and(|s| {
+                    s < next_step || (validation && s <= next_step && next_step > 0)
+                })
             })
             .map(|l| format!("{l}\n"))
             .collect();

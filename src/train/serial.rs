@@ -9,7 +9,9 @@ use super::learner::{Learner, UpdateReport};
 use crate::env::TaskEnv;
 use crate::policy::{GenRequest, Policy, Sampling, Tokenizer};
 use crate::search::strategy::Strategy;
-use crate::search::{Candidate, Codec, Episode, EpisodeSettings, EpisodeSpec, SampleError, Sampler};
+use crate::search::{
+    Candidate, Codec, Episode, EpisodeSettings, EpisodeSpec, SampleError, Sampler,
+};
 
 impl Codec for Tokenizer {
     fn encode(&self, text: &str) -> Result<Vec<u32>, SampleError> {
@@ -32,7 +34,12 @@ pub struct PolicySampler<'a> {
 }
 
 impl Sampler for PolicySampler<'_> {
-    fn sample(&mut self, prompt: &[u32], n: usize, seed: u64) -> Result<Vec<Candidate>, SampleError> {
+    fn sample(
+        &mut self,
+        prompt: &[u32],
+        n: usize,
+        seed: u64,
+    ) -> Result<Vec<Candidate>, SampleError> {
         let req = GenRequest {
             prompt: prompt.to_vec(),
             n,
@@ -41,7 +48,10 @@ impl Sampler for PolicySampler<'_> {
             stop_strings: Vec::new(),
             seed,
         };
-        let mut out = self.policy.generate(&[req]).map_err(|e| SampleError::Failed(e.to_string()))?;
+        let mut out = self
+            .policy
+            .generate(&[req])
+            .map_err(|e| SampleError::Failed(e.to_string()))?;
         let samples = out.pop().map(|o| o.samples).unwrap_or_default();
         Ok(samples.into_iter().map(candidate_of).collect())
     }
@@ -52,7 +62,11 @@ impl Sampler for PolicySampler<'_> {
 
 /// A policy sample as the search sees it.
 pub fn candidate_of(s: crate::policy::Sample) -> Candidate {
-    Candidate { finished: s.finish != crate::policy::Finish::Length, tokens: s.tokens, logprobs: s.logprobs }
+    Candidate {
+        finished: s.finish != crate::policy::Finish::Length,
+        tokens: s.tokens,
+        logprobs: s.logprobs,
+    }
 }
 
 pub struct SerialBackend {
@@ -64,20 +78,47 @@ pub struct SerialBackend {
 }
 
 impl SerialBackend {
-    pub fn new(env: TaskEnv, learner: Learner, settings: EpisodeSettings, strategy: Strategy) -> Self {
-        Self { env, learner, settings, strategy, pending: None }
+    pub fn new(
+        env: TaskEnv,
+        learner: Learner,
+        settings: EpisodeSettings,
+        strategy: Strategy,
+    ) -> Self {
+        Self {
+            env,
+            learner,
+            settings,
+            strategy,
+            pending: None,
+        }
     }
 }
 
 impl Backend for SerialBackend {
-    fn rollouts(&mut self, specs: &[EpisodeSpec], sampling: Sampling, train: bool) -> anyhow::Result<Vec<Episode>> {
+    fn rollouts(
+        &mut self,
+        specs: &[EpisodeSpec],
+        sampling: Sampling,
+        train: bool,
+    ) -> anyhow::Result<Vec<Episode>> {
         let policy = &self.learner.policy;
-        let mut sampler =
-            PolicySampler { policy, sampling, max_new_tokens: self.settings.max_new_tokens, version: self.learner.version };
+        let mut sampler = PolicySampler {
+            policy,
+            sampling,
+            max_new_tokens: self.settings.max_new_tokens,
+            version: self.learner.version,
+        };
         let mut out = Vec::with_capacity(specs.len());
         for spec in specs {
             let mut env = self.env.clone();
-            out.push(self.strategy.play(&mut env, *spec, &self.settings, &mut sampler, policy.tokenizer(), train)?);
+            out.push(self.strategy.play(
+                &mut env,
+                *spec,
+                &self.settings,
+                &mut sampler,
+                policy.tokenizer(),
+                train,
+            )?);
         }
         Ok(out)
     }
@@ -88,14 +129,19 @@ impl Backend for SerialBackend {
     }
 
     fn finish_update(&mut self) -> anyhow::Result<(UpdateReport, u64)> {
-        let episodes = self.pending.take().ok_or_else(|| anyhow::anyhow!("no update pending"))?;
+        let episodes = self
+            .pending
+            .take()
+            .ok_or_else(|| anyhow::anyhow!("no update pending"))?;
         let report = self.learner.update(&episodes)?;
         Ok((report, self.learner.version))
     }
 
     fn checkpoint(&mut self, dir: &Path, state: &TrainState) -> anyhow::Result<()> {
         let state = serde_json::to_value(state)?;
-        self.learner.policy.save_checkpoint(dir, &self.learner.optimizer, &state)?;
+        self.learner
+            .policy
+            .save_checkpoint(dir, &self.learner.optimizer, &state)?;
         Ok(())
     }
 }

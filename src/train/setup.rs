@@ -52,7 +52,12 @@ pub fn build_env(config: &Config) -> Result<TaskEnv> {
 /// A new policy: a preset over a tokenizer built from the task's text, or a pretrained folder.
 pub fn build_policy(config: &Config, env: &TaskEnv) -> Result<(Policy, PolicyOptimizer)> {
     let tokenizer = if config.model.path.is_empty() {
-        let corpus = tokenizer_corpus(env, prompt_form(config), config.env.max_actions_per_turn, 400);
+        let corpus = tokenizer_corpus(
+            env,
+            prompt_form(config),
+            config.env.max_actions_per_turn,
+            400,
+        );
         Tokenizer::build_for_corpus_sized(&corpus, config.model.tokenizer_vocab)?
     } else {
         let path = Path::new(&config.model.path).join("tokenizer.json");
@@ -65,7 +70,13 @@ pub fn build_policy(config: &Config, env: &TaskEnv) -> Result<(Policy, PolicyOpt
 
 /// Run folder name: `{task}-{algo}-{search}-{seed}`; the folder adds the time.
 pub fn run_name(config: &Config) -> String {
-    format!("{}-{}-{}-{}", config.env.task, config.algo.kind, search_name(config), config.run.seed)
+    format!(
+        "{}-{}-{}-{}",
+        config.env.task,
+        config.algo.kind,
+        search_name(config),
+        config.run.seed
+    )
 }
 
 fn search_name(config: &Config) -> String {
@@ -79,6 +90,7 @@ pub fn fresh(config: Config) -> Result<Setup> {
     let settings = episode_settings(&config);
     if config.model.path.is_empty() && config.train.format_warmup_steps > 0 {
         let t = std::time::Instant::now();
+        optimizer.set_lrs(config.train.format_warmup_lr, config.model.critic_lr);
         let loss = super::warmup::format_warmup(
             &policy,
             &mut optimizer,
@@ -88,12 +100,36 @@ pub fn fresh(config: Config) -> Result<Setup> {
             config.train.format_warmup_batch,
             config.run.seed,
         )?;
-        tracing::info!(loss, seconds = t.elapsed().as_secs_f64(), "format warm-up done");
+        optimizer.set_lrs(config.model.lr, config.model.critic_lr);
+        tracing::info!(
+            loss,
+            seconds = t.elapsed().as_secs_f64(),
+            "format warm-up done"
+        );
     }
-    let run = RunDir::create(Path::new(&config.run.out_dir), &run_name(&config), &config.to_toml())?;
-    let state = TrainState { config_hash: super::driver::config_hash(&config), ..TrainState::default() };
-    let learner = Learner { policy, optimizer, algo: config.algo.clone(), version: 0 };
-    Ok(Setup { config, env, learner, settings, run, state })
+    let run = RunDir::create(
+        Path::new(&config.run.out_dir),
+        &run_name(&config),
+        &config.to_toml(),
+    )?;
+    let state = TrainState {
+        config_hash: super::driver::config_hash(&config),
+        ..TrainState::default()
+    };
+    let learner = Learner {
+        policy,
+        optimizer,
+        algo: config.algo.clone(),
+        version: 0,
+    };
+    Ok(Setup {
+        config,
+        env,
+        learner,
+        settings,
+        run,
+        state,
+    })
 }
 
 /// The newest complete checkpoint of a run folder.
@@ -102,9 +138,12 @@ pub fn latest_checkpoint(run: &RunDir) -> Option<PathBuf> {
 }
 
 /// Load a checkpoint folder: policy, optimizer and the trainer state saved with it.
-pub fn load_checkpoint(dir: &Path, config: &Config) -> Result<(Policy, PolicyOptimizer, TrainState)> {
-    let (policy, optimizer, state) =
-        Policy::load_checkpoint(dir, &config.model).with_context(|| format!("loading checkpoint {}", dir.display()))?;
+pub fn load_checkpoint(
+    dir: &Path,
+    config: &Config,
+) -> Result<(Policy, PolicyOptimizer, TrainState)> {
+    let (policy, optimizer, state) = Policy::load_checkpoint(dir, &config.model)
+        .with_context(|| format!("loading checkpoint {}", dir.display()))?;
     let state: TrainState = serde_json::from_value(state.clone())
         .or_else(|_| {
             let text = std::fs::read_to_string(dir.join("train_state.json"))?;
@@ -124,9 +163,24 @@ pub fn resume(root: &Path, overrides: &[String]) -> Result<Setup> {
         tracing::warn!(run = %root.display(), "no complete checkpoint; starting this run over");
         run.truncate_metrics_for_resume(0)?;
         let (policy, optimizer) = build_policy(&config, &env)?;
-        let state = TrainState { config_hash: super::driver::config_hash(&config), ..TrainState::default() };
-        let learner = Learner { policy, optimizer, algo: config.algo.clone(), version: 0 };
-        return Ok(Setup { config, env, learner, settings, run, state });
+        let state = TrainState {
+            config_hash: super::driver::config_hash(&config),
+            ..TrainState::default()
+        };
+        let learner = Learner {
+            policy,
+            optimizer,
+            algo: config.algo.clone(),
+            version: 0,
+        };
+        return Ok(Setup {
+            config,
+            env,
+            learner,
+            settings,
+            run,
+            state,
+        });
     };
     let (policy, optimizer, state) = load_checkpoint(&ckpt, &config)?;
     if state.config_hash != super::driver::config_hash(&config) {
@@ -134,6 +188,18 @@ pub fn resume(root: &Path, overrides: &[String]) -> Result<Setup> {
     }
     tracing::info!(checkpoint = %ckpt.display(), step = state.next_step, "resuming");
     run.truncate_metrics_for_resume(state.next_step)?;
-    let learner = Learner { policy, optimizer, algo: config.algo.clone(), version: state.version };
-    Ok(Setup { config, env, learner, settings, run, state })
+    let learner = Learner {
+        policy,
+        optimizer,
+        algo: config.algo.clone(),
+        version: state.version,
+    };
+    Ok(Setup {
+        config,
+        env,
+        learner,
+        settings,
+        run,
+        state,
+    })
 }

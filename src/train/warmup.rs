@@ -23,15 +23,27 @@ struct RandomReplies<'a> {
 }
 
 impl Sampler for RandomReplies<'_> {
-    fn sample(&mut self, _prompt: &[u32], n: usize, _seed: u64) -> Result<Vec<Candidate>, SampleError> {
+    fn sample(
+        &mut self,
+        _prompt: &[u32],
+        n: usize,
+        _seed: u64,
+    ) -> Result<Vec<Candidate>, SampleError> {
         (0..n)
             .map(|_| {
                 let k = self.rng.random_range(1..=self.max_actions);
-                let parts: Vec<&str> =
-                    (0..k).map(|_| self.actions[self.rng.random_range(0..self.actions.len())].as_str()).collect();
-                let mut tokens = self.codec.encode(&format!("<answer>{}</answer>", parts.join(" || ")))?;
+                let parts: Vec<&str> = (0..k)
+                    .map(|_| self.actions[self.rng.random_range(0..self.actions.len())].as_str())
+                    .collect();
+                let mut tokens = self
+                    .codec
+                    .encode(&format!("<answer>{}</answer>", parts.join(" || ")))?;
                 tokens.push(self.codec.end_of_turn());
-                Ok(Candidate { logprobs: vec![0.0; tokens.len()], tokens, finished: true })
+                Ok(Candidate {
+                    logprobs: vec![0.0; tokens.len()],
+                    tokens,
+                    finished: true,
+                })
             })
             .collect()
     }
@@ -52,24 +64,51 @@ pub fn format_warmup(
 ) -> anyhow::Result<f64> {
     let codec = policy.tokenizer();
     let actions = crate::env::Env::action_names(env);
-    let mut sampler = RandomReplies { rng: ChaCha8Rng::seed_from_u64(seed ^ 0xF0F0), actions, max_actions: settings.rules.max_actions_per_turn, codec };
+    let mut sampler = RandomReplies {
+        rng: ChaCha8Rng::seed_from_u64(seed ^ 0xF0F0),
+        actions,
+        max_actions: settings.rules.max_actions_per_turn,
+        codec,
+    };
     let mut last = f64::NAN;
     for step in 0..steps {
         let mut rows = Vec::with_capacity(batch);
         for i in 0..batch {
             let id = (step * batch + i) as u64;
-            let spec = EpisodeSpec { id, group: 0, env_seed: seed.wrapping_mul(31).wrapping_add(id) | (1 << 40), sample_seed: id };
+            let spec = EpisodeSpec {
+                id,
+                group: 0,
+                env_seed: seed.wrapping_mul(31).wrapping_add(id) | (1 << 40),
+                sample_seed: id,
+            };
             let mut e = env.clone();
-            rows.push(play_episode(&mut e, spec, settings, &mut PlainSampling, &mut sampler, codec)?);
+            rows.push(play_episode(
+                &mut e,
+                spec,
+                settings,
+                &mut PlainSampling,
+                &mut sampler,
+                codec,
+            )?);
         }
         let width = rows.iter().map(|r| r.tokens.len()).max().unwrap_or(0);
         let mask: Vec<f32> = rows
             .iter()
-            .flat_map(|r| r.assistant_mask.iter().map(|&m| m as f32).chain(std::iter::repeat_n(0.0, width - r.tokens.len())))
+            .flat_map(|r| {
+                r.assistant_mask
+                    .iter()
+                    .map(|&m| m as f32)
+                    .chain(std::iter::repeat_n(0.0, width - r.tokens.len()))
+            })
             .collect();
         let mask = Tensor::from_vec(mask, (rows.len(), width), policy.device())?;
-        let fwd = policy.forward_train(&TrainBatch { tokens: rows.into_iter().map(|r| r.tokens).collect() })?;
-        let loss = fwd.logprobs.mul(&mask)?.sum_all()?.neg()?.affine(1.0 / mask.sum_all()?.to_scalar::<f32>()?.max(1.0) as f64, 0.0)?;
+        let fwd = policy.forward_train(&TrainBatch {
+            tokens: rows.into_iter().map(|r| r.tokens).collect(),
+        })?;
+        let loss = fwd.logprobs.mul(&mask)?.sum_all()?.neg()?.affine(
+            1.0 / mask.sum_all()?.to_scalar::<f32>()?.max(1.0) as f64,
+            0.0,
+        )?;
         optimizer.step(&loss)?;
         last = loss.to_dtype(DType::F64)?.to_scalar::<f64>()?;
         if step % 20 == 0 {
