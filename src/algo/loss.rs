@@ -98,6 +98,8 @@ pub struct PolicyLossOut {
     pub loss: Tensor,
     /// Per-token losses `[B, T]` before aggregation (for diagnostics and tests).
     pub per_token: Tensor,
+    /// `exp(clamp(logp − old_logp, ±20))` per token, `[B, T]` (for diagnostics and tests).
+    pub ratio: Tensor,
     /// Share of unmasked tokens where the clipped branch is the larger loss.
     pub clipfrac: f64,
     /// Masked mean of `old_logp − logp` (approximate KL of the update).
@@ -220,6 +222,7 @@ pub fn policy_loss(
     Ok(PolicyLossOut {
         loss,
         per_token,
+        ratio,
         clipfrac,
         ppo_kl,
         clipfrac_lower,
