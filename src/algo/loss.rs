@@ -190,6 +190,8 @@ pub fn agg_loss(loss: &Tensor, mask: &Tensor, mode: AggMode) -> Result<Tensor, A
 }
 
 /// Vanilla PPO policy loss with asymmetric clipping and dual clip (verl `compute_policy_loss`).
+/// Inputs must be finite at every position, masked or not (as in verl): the forward pass masks a
+/// NaN out, but the backward pass would multiply it by a zero gradient and get NaN.
 pub fn policy_loss(
     logp: &Tensor,
     old_logp: &Tensor,
@@ -300,4 +302,67 @@ pub fn actor_loss(
         total = total.add(&kl.affine(kl_coef, 0.0)?)?;
     }
     Ok(total)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{Device, Var};
+
+    fn t(rows: &[[f32; 3]]) -> Tensor {
+        let flat: Vec<f32> = rows.iter().flatten().copied().collect();
+        Tensor::from_vec(flat, (rows.len(), 3), &Device::Cpu).unwrap()
+    }
+
+    fn value(x: &Tensor) -> f32 {
+        x.to_scalar::<f32>().unwrap()
+    }
+
+    #[test]
+    fn empty_rows_are_left_out_of_sequence_means() {
+        let loss = t(&[[1.0, 2.0, 3.0], [9.0, 9.0, 9.0]]);
+        let mask = t(&[[1.0, 1.0, 0.0], [0.0, 0.0, 0.0]]);
+        let agg = |mode| value(&agg_loss(&loss, &mask, mode).unwrap());
+        assert_eq!(agg(AggMode::TokenMean), 1.5);
+        assert_eq!(agg(AggMode::SeqMeanTokenSum), 3.0);
+        assert!((agg(AggMode::SeqMeanTokenMean) - 1.5).abs() < 1e-6);
+        assert_eq!(agg(AggMode::SeqMeanTokenSumNorm), 1.0);
+    }
+
+    #[test]
+    fn fully_masked_batch_aggregates_to_zero() {
+        let loss = t(&[[1.0, 2.0, 3.0]]);
+        let mask = t(&[[0.0, 0.0, 0.0]]);
+        for name in AggMode::NAMES {
+            let mode = AggMode::parse(name).unwrap();
+            assert_eq!(value(&agg_loss(&loss, &mask, mode).unwrap()), 0.0, "{name}");
+        }
+    }
+
+    #[test]
+    fn nan_loss_on_masked_positions_reaches_neither_value_nor_gradient() {
+        let per_token = Var::from_tensor(&t(&[[1.0, f32::NAN, f32::INFINITY]])).unwrap();
+        let mask = t(&[[1.0, 0.0, 0.0]]);
+        for name in AggMode::NAMES {
+            let mode = AggMode::parse(name).unwrap();
+            let loss = agg_loss(per_token.as_tensor(), &mask, mode).unwrap();
+            assert!(value(&loss).is_finite(), "{name}");
+            let grads = loss.backward().unwrap();
+            let grad: Vec<Vec<f32>> = grads.get(&per_token).unwrap().to_vec2().unwrap();
+            assert_eq!(&grad[0][1..], &[0.0, 0.0], "{name}");
+        }
+    }
+
+    #[test]
+    fn mismatched_shapes_and_unknown_names_are_errors() {
+        let a = t(&[[0.0; 3]]);
+        let b = Tensor::zeros((2, 3), DType::F32, &Device::Cpu).unwrap();
+        assert!(matches!(
+            kl_penalty(&a, &b, KlKind::K1),
+            Err(AlgoError::Shape { .. })
+        ));
+        assert!(AggMode::parse("mean").is_err());
+        assert_eq!(KlKind::parse("k3").unwrap(), KlKind::LowVarKl);
+        assert!(KlKind::parse("k4").is_err());
+    }
 }
