@@ -3,7 +3,7 @@
 //! returns, mask) is a constant. Only ops with a backward pass are used; the gradients are checked
 //! against verl's in `tests/rl_conformance.rs`. Semantics: verl HEAD `b178a3cd`.
 
-use candle_core::{D, DType, Tensor};
+use candle_core::{D, DType, Device, Tensor};
 
 use super::AlgoError;
 
@@ -117,6 +117,22 @@ pub struct ValueLossOut {
     pub per_token: Tensor,
     /// Share of unmasked tokens where the clipped prediction gives the larger loss.
     pub clipfrac: f64,
+}
+
+/// A `[B][T]` batch (advantages, returns, masks) as an f32 tensor `[B, T]` on `device`.
+pub fn batch_tensor(batch: &[Vec<f64>], device: &Device) -> Result<Tensor, AlgoError> {
+    let width = batch.first().map_or(0, Vec::len);
+    if let Some(row) = batch.iter().position(|r| r.len() != width) {
+        return Err(AlgoError::Shape {
+            what: "batch_tensor",
+            detail: format!(
+                "row {row} has {} positions, row 0 has {width}",
+                batch[row].len()
+            ),
+        });
+    }
+    let flat: Vec<f32> = batch.iter().flatten().map(|&x| x as f32).collect();
+    Ok(Tensor::from_vec(flat, (batch.len(), width), device)?)
 }
 
 /// `where(m, x, 0)·m`: NaN or inf at a masked position cannot leak into the sum or gradient.
@@ -362,6 +378,8 @@ mod tests {
             Err(AlgoError::Shape { .. })
         ));
         assert!(AggMode::parse("mean").is_err());
+        let ragged = batch_tensor(&[vec![0.0; 3], vec![0.0; 2]], &Device::Cpu);
+        assert!(matches!(ragged, Err(AlgoError::Shape { .. })));
         assert_eq!(KlKind::parse("k3").unwrap(), KlKind::LowVarKl);
         assert!(KlKind::parse("k4").is_err());
     }
