@@ -348,7 +348,8 @@ mod tests {
         let out = gae(&rewards, &values, &mask, 1.0, 1.0, true).unwrap();
         assert_eq!(out.raw_advantages[1], vec![0.0; 3]);
         assert_eq!(out.returns[1], vec![7.0; 3]);
-        assert!((out.whiten_mean - 1.0 / (3.0 + 1e-8)).abs() < 1e-12);
+        // Row 0 has raw advantages [1, 1, 1]; row 1 adds nothing to the statistics.
+        assert!((out.whiten_mean - 3.0 / (3.0 + 1e-8)).abs() < 1e-12);
         assert!(out.advantages.iter().flatten().all(|v| v.is_finite()));
     }
 

@@ -1,8 +1,9 @@
 //! Which rollouts the learner trains on: instance filtering (keep the groups whose returns vary
 //! most) and trajectory selection (within a group, keep the half farthest from its mean).
 
-use rand::Rng;
 use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
 
 use super::advantages::{mean, unbiased_std};
 
@@ -61,11 +62,33 @@ pub fn select_trajectories<R: Rng + ?Sized>(returns: &[f64], rng: &mut R) -> Vec
     order
 }
 
+/// Instance filtering, then (if `select_half`) trajectory selection in each kept group.
+/// Returns `(group index, kept trajectory indices)` in ascending group order. The random halves
+/// of flat groups are drawn from one ChaCha8 stream seeded by `seed`, in that order.
+pub fn filter_and_select(
+    returns_by_group: &[Vec<f64>],
+    filter_ratio: f64,
+    select_half: bool,
+    seed: u64,
+) -> Vec<(usize, Vec<usize>)> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    filter_groups(returns_by_group, filter_ratio)
+        .into_iter()
+        .map(|g| {
+            let returns = &returns_by_group[g];
+            let kept = if select_half {
+                select_trajectories(returns, &mut rng)
+            } else {
+                (0..returns.len()).collect()
+            };
+            (g, kept)
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rand::SeedableRng;
-    use rand_chacha::ChaCha8Rng;
 
     #[test]
     fn filter_keeps_at_least_one_group() {
@@ -118,5 +141,19 @@ mod tests {
             distinct.len() > 1,
             "different seeds should pick different halves"
         );
+    }
+
+    #[test]
+    fn filter_and_select_combines_both_steps() {
+        let groups = vec![
+            vec![1.0; 4],
+            vec![0.0, 3.0, 1.0, 2.0],
+            vec![0.0, 9.0, 0.0, 9.0],
+        ];
+        let all = filter_and_select(&groups, 0.5, false, 7);
+        assert_eq!(all, vec![(2, vec![0, 1, 2, 3])]);
+        let halves = filter_and_select(&groups, 0.67, true, 7);
+        assert_eq!(halves, vec![(1, vec![0, 1]), (2, vec![0, 1])]);
+        assert_eq!(halves, filter_and_select(&groups, 0.67, true, 7));
     }
 }

@@ -3,7 +3,7 @@
 //! returns, mask) is a constant. Only ops with a backward pass are used; the gradients are checked
 //! against verl's in `tests/rl_conformance.rs`. Semantics: verl HEAD `b178a3cd`.
 
-use candle_core::{D, DType, Tensor};
+use candle_core::{D, DType, Device, Tensor};
 
 use super::AlgoError;
 
@@ -98,6 +98,8 @@ pub struct PolicyLossOut {
     pub loss: Tensor,
     /// Per-token losses `[B, T]` before aggregation (for diagnostics and tests).
     pub per_token: Tensor,
+    /// `exp(clamp(logp − old_logp, ±20))` per token, `[B, T]` (for diagnostics and tests).
+    pub ratio: Tensor,
     /// Share of unmasked tokens where the clipped branch is the larger loss.
     pub clipfrac: f64,
     /// Masked mean of `old_logp − logp` (approximate KL of the update).
@@ -115,6 +117,22 @@ pub struct ValueLossOut {
     pub per_token: Tensor,
     /// Share of unmasked tokens where the clipped prediction gives the larger loss.
     pub clipfrac: f64,
+}
+
+/// A `[B][T]` batch (advantages, returns, masks) as an f32 tensor `[B, T]` on `device`.
+pub fn batch_tensor(batch: &[Vec<f64>], device: &Device) -> Result<Tensor, AlgoError> {
+    let width = batch.first().map_or(0, Vec::len);
+    if let Some(row) = batch.iter().position(|r| r.len() != width) {
+        return Err(AlgoError::Shape {
+            what: "batch_tensor",
+            detail: format!(
+                "row {row} has {} positions, row 0 has {width}",
+                batch[row].len()
+            ),
+        });
+    }
+    let flat: Vec<f32> = batch.iter().flatten().map(|&x| x as f32).collect();
+    Ok(Tensor::from_vec(flat, (batch.len(), width), device)?)
 }
 
 /// `where(m, x, 0)·m`: NaN or inf at a masked position cannot leak into the sum or gradient.
@@ -188,6 +206,8 @@ pub fn agg_loss(loss: &Tensor, mask: &Tensor, mode: AggMode) -> Result<Tensor, A
 }
 
 /// Vanilla PPO policy loss with asymmetric clipping and dual clip (verl `compute_policy_loss`).
+/// Inputs must be finite at every position, masked or not (as in verl): the forward pass masks a
+/// NaN out, but the backward pass would multiply it by a zero gradient and get NaN.
 pub fn policy_loss(
     logp: &Tensor,
     old_logp: &Tensor,
@@ -220,6 +240,7 @@ pub fn policy_loss(
     Ok(PolicyLossOut {
         loss,
         per_token,
+        ratio,
         clipfrac,
         ppo_kl,
         clipfrac_lower,
@@ -297,4 +318,69 @@ pub fn actor_loss(
         total = total.add(&kl.affine(kl_coef, 0.0)?)?;
     }
     Ok(total)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{Device, Var};
+
+    fn t(rows: &[[f32; 3]]) -> Tensor {
+        let flat: Vec<f32> = rows.iter().flatten().copied().collect();
+        Tensor::from_vec(flat, (rows.len(), 3), &Device::Cpu).unwrap()
+    }
+
+    fn value(x: &Tensor) -> f32 {
+        x.to_scalar::<f32>().unwrap()
+    }
+
+    #[test]
+    fn empty_rows_are_left_out_of_sequence_means() {
+        let loss = t(&[[1.0, 2.0, 3.0], [9.0, 9.0, 9.0]]);
+        let mask = t(&[[1.0, 1.0, 0.0], [0.0, 0.0, 0.0]]);
+        let agg = |mode| value(&agg_loss(&loss, &mask, mode).unwrap());
+        assert_eq!(agg(AggMode::TokenMean), 1.5);
+        assert_eq!(agg(AggMode::SeqMeanTokenSum), 3.0);
+        assert!((agg(AggMode::SeqMeanTokenMean) - 1.5).abs() < 1e-6);
+        assert_eq!(agg(AggMode::SeqMeanTokenSumNorm), 1.0);
+    }
+
+    #[test]
+    fn fully_masked_batch_aggregates_to_zero() {
+        let loss = t(&[[1.0, 2.0, 3.0]]);
+        let mask = t(&[[0.0, 0.0, 0.0]]);
+        for name in AggMode::NAMES {
+            let mode = AggMode::parse(name).unwrap();
+            assert_eq!(value(&agg_loss(&loss, &mask, mode).unwrap()), 0.0, "{name}");
+        }
+    }
+
+    #[test]
+    fn nan_loss_on_masked_positions_reaches_neither_value_nor_gradient() {
+        let per_token = Var::from_tensor(&t(&[[1.0, f32::NAN, f32::INFINITY]])).unwrap();
+        let mask = t(&[[1.0, 0.0, 0.0]]);
+        for name in AggMode::NAMES {
+            let mode = AggMode::parse(name).unwrap();
+            let loss = agg_loss(per_token.as_tensor(), &mask, mode).unwrap();
+            assert!(value(&loss).is_finite(), "{name}");
+            let grads = loss.backward().unwrap();
+            let grad: Vec<Vec<f32>> = grads.get(&per_token).unwrap().to_vec2().unwrap();
+            assert_eq!(&grad[0][1..], &[0.0, 0.0], "{name}");
+        }
+    }
+
+    #[test]
+    fn mismatched_shapes_and_unknown_names_are_errors() {
+        let a = t(&[[0.0; 3]]);
+        let b = Tensor::zeros((2, 3), DType::F32, &Device::Cpu).unwrap();
+        assert!(matches!(
+            kl_penalty(&a, &b, KlKind::K1),
+            Err(AlgoError::Shape { .. })
+        ));
+        assert!(AggMode::parse("mean").is_err());
+        let ragged = batch_tensor(&[vec![0.0; 3], vec![0.0; 2]], &Device::Cpu);
+        assert!(matches!(ragged, Err(AlgoError::Shape { .. })));
+        assert_eq!(KlKind::parse("k3").unwrap(), KlKind::LowVarKl);
+        assert!(KlKind::parse("k4").is_err());
+    }
 }

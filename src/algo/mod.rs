@@ -18,9 +18,9 @@ pub use advantages::{
     grpo_scalars, masked_mean, masked_sum, masked_var, masked_whiten,
 };
 pub use config::{AlgoConfig, AlgoKind};
-pub use filter::{filter_groups, groups_to_keep, select_trajectories};
+pub use filter::{filter_and_select, filter_groups, groups_to_keep, select_trajectories};
 pub use loss::{
-    AggMode, KlKind, PolicyLossOut, PpoClip, ValueLossOut, actor_loss, agg_loss,
+    AggMode, KlKind, PolicyLossOut, PpoClip, ValueLossOut, actor_loss, agg_loss, batch_tensor,
     entropy_from_logits, kl_penalty, masked_mean_scalar, policy_loss, value_loss,
 };
 
