@@ -55,8 +55,9 @@ impl Section for FrozenLakeConfig {
     fn validate(&self, p: &str, issues: &mut Issues) {
         issues.range(&format!("{p}.rows"), self.rows, 1, MAX_SIDE);
         issues.range(&format!("{p}.cols"), self.cols, 1, MAX_SIDE);
+        // Checked only when both sides are in range, so one bad value is reported once.
         issues.check(
-            self.rows.saturating_mul(self.cols) >= 2,
+            self.rows == 0 || self.cols == 0 || self.rows.saturating_mul(self.cols) >= 2,
             &format!("{p}.rows"),
             (self.rows, self.cols),
             "rows x cols of at least 2 cells (start and goal differ)",
@@ -103,8 +104,12 @@ impl FrozenLakeAction {
 /// One FrozenLake episode. Cloning forks it, transition RNG included.
 #[derive(Debug, Clone)]
 pub struct FrozenLake {
-    /// The configuration the env was built from (map size, p_frozen).
-    config: FrozenLakeConfig,
+    /// Map height and width for generated maps.
+    size: (usize, usize),
+    /// Chance of a frozen cell in generated maps.
+    p_frozen: f64,
+    /// Chance of moving as intended (reported to scorers; the thresholds below apply it).
+    success_rate: f64,
     /// A fixed map was given, so `reset` keeps it and only restarts the episode.
     fixed_map: bool,
     /// The current lake, shared by forks.
@@ -146,7 +151,9 @@ impl FrozenLake {
         };
         let straight_below = (config.success_rate * 4_294_967_296.0).round() as u64;
         let mut env = FrozenLake {
-            config: config.clone(),
+            size: (config.rows, config.cols),
+            p_frozen: config.p_frozen,
+            success_rate: config.success_rate,
             fixed_map,
             map: Arc::new(map),
             row: 0,
@@ -225,7 +232,7 @@ impl FrozenLake {
         &self.map
     }
     pub fn success_rate(&self) -> f64 {
-        self.config.success_rate
+        self.success_rate
     }
 
     fn coords(&self, cell: usize) -> (usize, usize) {
@@ -255,8 +262,8 @@ impl Env for FrozenLake {
     fn reset(&mut self, seed: u64) {
         if !self.fixed_map {
             let mut map_rng = ChaCha8Rng::seed_from_u64(seed);
-            let c = &self.config;
-            Arc::make_mut(&mut self.map).generate(&mut map_rng, c.rows, c.cols, c.p_frozen);
+            let (rows, cols) = self.size;
+            Arc::make_mut(&mut self.map).generate(&mut map_rng, rows, cols, self.p_frozen);
         }
         self.rng = transition_rng(seed);
         (self.row, self.col) = self.coords(self.map.start);

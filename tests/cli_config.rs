@@ -1,0 +1,197 @@
+//! The `tsr` binary's config and env commands, run as a user would run them.
+
+use std::io::Write;
+use std::process::{Command, Output};
+
+use tsr::config::Config;
+use tsr::env::{Env, TaskEnv, TaskKind};
+
+fn tsr(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_tsr"))
+        .args(args)
+        .env("RUST_LOG", "error")
+        .output()
+        .expect("run the tsr binary")
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8(out.stdout.clone()).expect("utf-8 stdout")
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8(out.stderr.clone()).expect("utf-8 stderr")
+}
+
+fn temp_toml(text: &str) -> tempfile::NamedTempFile {
+    let mut file = tempfile::Builder::new()
+        .suffix(".toml")
+        .tempfile()
+        .expect("temp file");
+    file.write_all(text.as_bytes()).expect("write temp file");
+    file
+}
+
+#[test]
+fn defaults_parse_back_to_the_defaults_with_a_comment_on_every_key() {
+    let out = tsr(&["config", "defaults"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    let parsed: toml::Value = text.parse::<toml::Table>().expect("valid TOML").into();
+    let expected = toml::Value::try_from(Config::default()).expect("defaults serialize");
+    assert_eq!(parsed, expected);
+    // It also loads as a config (no unknown keys, every value valid).
+    let file = temp_toml(&text);
+    Config::load(Some(file.path()), &[]).expect("the defaults load cleanly");
+
+    let lines: Vec<&str> = text.lines().collect();
+    let mut keys = 0;
+    for (i, line) in lines.iter().enumerate() {
+        let is_key = !line.starts_with('#') && !line.starts_with('[') && line.contains(" = ");
+        if is_key {
+            keys += 1;
+            let above = if i > 0 { lines[i - 1] } else { "" };
+            assert!(above.starts_with("# "), "no comment above {line:?}");
+        }
+    }
+    let section_keys: usize = expected
+        .as_table()
+        .expect("table")
+        .values()
+        .map(|s| s.as_table().map_or(1, toml::Table::len))
+        .sum();
+    assert_eq!(keys, section_keys, "every key is printed once");
+}
+
+#[test]
+fn config_check_reports_every_problem_with_its_key_path() {
+    let file = temp_toml(
+        "[env]\n\
+         max_turns = 0\n\
+         bogus = 1\n\
+         [frozenlake]\n\
+         p_frozen = \"high\"\n\
+         success_rate = 1.5\n\
+         rows = 0\n\
+         [nosuch]\n\
+         x = 1\n",
+    );
+    let path = file.path().to_str().expect("utf-8 path");
+    let out = tsr(&["config", "check", path]);
+    assert_eq!(out.status.code(), Some(78), "{}", stderr(&out));
+    let err = stderr(&out);
+    for (key, what) in [
+        ("env.max_turns", "out of range"),
+        ("env.bogus", "unknown key"),
+        ("frozenlake.p_frozen", "wrong type"),
+        ("frozenlake.success_rate", "out of range"),
+        ("frozenlake.rows", "out of range"),
+        ("nosuch", "unknown section"),
+    ] {
+        assert!(err.contains(key), "{what} {key} not reported in:\n{err}");
+    }
+    assert!(err.contains(path), "the file is named:\n{err}");
+}
+
+#[test]
+fn overrides_win_over_the_file() {
+    let file = temp_toml("[frozenlake]\nrows = 5\ncols = 3\n");
+    let path = file.path().to_str().expect("utf-8 path");
+    let out = tsr(&["config", "check", path, "-c", "frozenlake.rows=6"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let resolved: toml::Table = stdout(&out).parse().expect("resolved config is TOML");
+    let lake = resolved["frozenlake"]
+        .as_table()
+        .expect("frozenlake section");
+    assert_eq!(lake["rows"].as_integer(), Some(6), "the override wins");
+    assert_eq!(lake["cols"].as_integer(), Some(3), "the file still applies");
+    // An override with a bad value is a config error too.
+    let bad = tsr(&["config", "check", path, "-c", "frozenlake.rows=0"]);
+    assert_eq!(bad.status.code(), Some(78));
+    assert!(stderr(&bad).contains("frozenlake.rows"));
+}
+
+fn library_env(seed: u64) -> TaskEnv {
+    let mut env = TaskEnv::new(TaskKind::FrozenLake, &Config::default()).expect("defaults");
+    env.reset(seed);
+    env
+}
+
+#[test]
+fn env_show_prints_the_observation() {
+    let out = tsr(&["env", "show", "--env", "frozenlake", "--seed", "7"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.starts_with("Coordinates: \n"), "{text}");
+    assert_eq!(text.trim_end_matches('\n'), library_env(7).observation());
+}
+
+#[test]
+fn unknown_env_is_a_usage_error() {
+    let out = tsr(&["env", "show", "--env", "chess"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(
+        err.contains("unknown environment") && err.contains("chess"),
+        "{err}"
+    );
+    assert!(
+        err.contains("frozenlake"),
+        "the known names are listed: {err}"
+    );
+}
+
+#[test]
+fn env_replay_prints_one_json_line_per_step() {
+    let actions = ["Left", "down", "RIGHT", "Up"];
+    let out = tsr(&[
+        "env",
+        "replay",
+        "--env",
+        "frozenlake",
+        "--seed",
+        "3",
+        "--actions",
+        &actions.join(","),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), actions.len());
+    let mut env = library_env(3);
+    for (line, name) in lines.iter().zip(actions) {
+        let v: serde_json::Value = serde_json::from_str(line).expect("JSON line");
+        let action = env.parse_action(name).expect("valid action");
+        let step = env.step(action);
+        assert_eq!(v["action"], env.action_name(action));
+        assert_eq!(v["reward"].as_f64(), Some(step.reward));
+        assert_eq!(v["done"].as_bool(), Some(step.done));
+        assert_eq!(v["success"].as_bool(), Some(step.success));
+        assert_eq!(v["effective"].as_bool(), Some(step.effective));
+        assert_eq!(v["observation"].as_str(), Some(env.observation().as_str()));
+    }
+}
+
+#[test]
+fn env_replay_with_an_unknown_action_is_a_clear_usage_error() {
+    let out = tsr(&[
+        "env",
+        "replay",
+        "--env",
+        "frozenlake",
+        "--seed",
+        "3",
+        "--actions",
+        "Left,Jump",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(
+        err.contains("unknown action") && err.contains("Jump"),
+        "{err}"
+    );
+    assert!(
+        err.contains("Left, Down, Right, Up"),
+        "valid names listed: {err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
+}
