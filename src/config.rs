@@ -329,4 +329,6 @@ sections! {
     sokoban: crate::env::sokoban::SokobanConfig,
     /// FrozenLake maps (used when env.task = "frozenlake").
     frozenlake: crate::env::frozenlake::FrozenLakeConfig,
+    /// The policy network: preset or pretrained folder, device, optimiser, generation limits.
+    model: crate::policy::ModelSection,
 }

@@ -1,0 +1,1 @@
+//! `tsr bench model`: speed of the policy.
