@@ -8,6 +8,7 @@ use clap::{Args, Parser, Subcommand};
 use tsr::config::{Config, ConfigError};
 
 mod cli_env;
+mod cli_model;
 
 #[derive(Parser)]
 #[command(
@@ -48,6 +49,11 @@ enum Command {
     Env {
         #[command(subcommand)]
         command: cli_env::EnvCommand,
+    },
+    /// Measure throughput (JSON on stdout).
+    Bench {
+        #[command(subcommand)]
+        command: cli_model::BenchCommand,
     },
 }
 
@@ -114,5 +120,6 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Env { command } => cli_env::run(command).context("env command failed"),
+        Command::Bench { command } => cli_model::run_bench(command).context("bench failed"),
     }
 }
