@@ -9,6 +9,7 @@ use tsr::config::{Config, ConfigError};
 
 mod cli_env;
 mod cli_train;
+mod cli_model;
 
 #[derive(Parser)]
 #[command(
@@ -53,6 +54,11 @@ enum Command {
     Env {
         #[command(subcommand)]
         command: cli_env::EnvCommand,
+    },
+    /// Measure throughput (JSON on stdout).
+    Bench {
+        #[command(subcommand)]
+        command: cli_model::BenchCommand,
     },
 }
 
@@ -121,5 +127,6 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Train(args) => cli_train::train(args),
         Command::Eval(args) => cli_train::eval(args),
         Command::Env { command } => cli_env::run(command).context("env command failed"),
+        Command::Bench { command } => cli_model::run_bench(command).context("bench failed"),
     }
 }
