@@ -22,7 +22,8 @@ pub struct SokobanConfig {
     /// plays level seed % (number of levels) and rows/cols/boxes are not used.
     pub levels: String,
     /// Keep only generated rooms whose optimal solution has at most this many moves, retrying
-    /// with derived seeds; 0 = off (as in the original).
+    /// with derived seeds (after 10,000 failures the last room is kept); 0 = off (as in the
+    /// original). Does not apply to level files.
     pub max_solution_len: usize,
     /// States the BFS solver may visit before giving up (solution length, filter).
     pub solver_max_states: usize,

@@ -130,8 +130,11 @@ fn topology(rng: &mut ChaCha8Rng, params: &GenParams) -> [bool; MAX_GEN_CELLS] {
     let (rows, cols) = (params.rows, params.cols);
     let mut floor = [false; MAX_GEN_CELLS];
     let mut direction = DIRECTIONS[rng.random_range(0..4)];
-    let mut row = rng.random_range(1..=rows - 2);
-    let mut col = rng.random_range(1..=cols - 2);
+    // As the original (`randint(1, dim - 1)`, inclusive), the start may lie on the last row or
+    // column; the first step clamps it into the interior before any mask is stamped. Kept for
+    // the distribution: a 1.5% shift in 2-move rooms over 10,000 seeds disappears with it.
+    let mut row = rng.random_range(1..=rows - 1);
+    let mut col = rng.random_range(1..=cols - 1);
     for _ in 0..params.walk_steps {
         if rng.random::<f64>() < params.p_change_direction {
             direction = DIRECTIONS[rng.random_range(0..4)];
