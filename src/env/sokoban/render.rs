@@ -70,50 +70,86 @@ pub fn header(layout: &Layout) -> String {
     out
 }
 
+/// The grid map of the fixed cells only: walls, floor, targets.
+pub fn static_grid(layout: &Layout) -> String {
+    let (rows, cols) = (layout.rows(), layout.cols());
+    let mut out = String::with_capacity(rows * (cols + 1));
+    for cell in 0..rows * cols {
+        if cell > 0 && cell % cols == 0 {
+            out.push('\n');
+        }
+        out.push_str(if layout.walls().contains(cell) {
+            WALL
+        } else if layout.targets().contains(cell) {
+            TARGET
+        } else {
+            FLOOR
+        });
+    }
+    out
+}
+
 /// The whole observation of `room`.
 pub fn observation(room: &Room) -> String {
     let layout = room.layout();
-    let (rows, cols) = (layout.rows(), layout.cols());
-    // Grid bytes plus newlines plus room for a few multi-byte "√" and the coordinate lines.
-    let mut out = String::with_capacity(layout.header().len() + rows * (cols + 1) + 128);
-    out.push_str(layout.header());
+    let cols = layout.cols();
+    let (header, grid) = (layout.header(), layout.grid());
     let targets = layout.targets();
     let boxes = room.boxes();
-    push_line(&mut out, "Boxes", cols, boxes.difference(targets).iter());
+    let player = room.player();
+    // Coordinate lines take at most ~12 bytes per box plus labels; "√" adds 2 bytes per box.
+    let capacity = header.len() + grid.len() + 80 + 16 * boxes.len();
+    let mut out = String::with_capacity(capacity);
+    out.push_str(header);
+    push_line(
+        &mut out,
+        "Boxes",
+        cols,
+        boxes.iter().filter(|&b| !targets.contains(b)),
+    );
     push_line(
         &mut out,
         "Boxes on target",
         cols,
-        boxes.intersection(targets).iter(),
+        boxes.iter().filter(|&b| targets.contains(b)),
     );
-    let player = room.player();
-    let label = if targets.contains(player) {
+    let player_on_target = targets.contains(player);
+    let label = if player_on_target {
         "Player on target"
     } else {
         "Player"
     };
     push_line(&mut out, label, cols, std::iter::once(player));
     out.push_str("Grid Map: \n");
-    let walls = layout.walls();
-    for row in 0..rows {
-        if row > 0 {
-            out.push('\n');
+    // Copy the static grid, replacing the moving cells (in increasing order) as they come.
+    let mut copied = 0;
+    let mut patch = |out: &mut String, cell: usize, symbol: &str| {
+        let at = cell / cols * (cols + 1) + cell % cols;
+        out.push_str(&grid[copied..at]);
+        out.push_str(symbol);
+        copied = at + 1;
+    };
+    let player_symbol = if player_on_target {
+        PLAYER_ON_TARGET
+    } else {
+        PLAYER
+    };
+    let mut player_pending = true;
+    for b in boxes.iter() {
+        if player_pending && player < b {
+            patch(&mut out, player, player_symbol);
+            player_pending = false;
         }
-        for cell in row * cols..(row + 1) * cols {
-            let symbol = if walls.contains(cell) {
-                WALL
-            } else {
-                match (targets.contains(cell), boxes.contains(cell), cell == player) {
-                    (false, false, false) => FLOOR,
-                    (true, false, false) => TARGET,
-                    (false, true, _) => BOX,
-                    (true, true, _) => BOX_ON_TARGET,
-                    (false, false, true) => PLAYER,
-                    (true, false, true) => PLAYER_ON_TARGET,
-                }
-            };
-            out.push_str(symbol);
-        }
+        let symbol = if targets.contains(b) {
+            BOX_ON_TARGET
+        } else {
+            BOX
+        };
+        patch(&mut out, b, symbol);
     }
+    if player_pending {
+        patch(&mut out, player, player_symbol);
+    }
+    out.push_str(&grid[copied..]);
     out
 }

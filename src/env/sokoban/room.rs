@@ -44,17 +44,37 @@ impl CellSet {
         CellSet(std::array::from_fn(|i| self.0[i] & !other.0[i]))
     }
     /// Cells in increasing index order.
-    pub fn iter(&self) -> impl Iterator<Item = usize> + '_ {
-        self.0.iter().enumerate().flat_map(|(w, &word)| {
-            let mut bits = word;
-            std::iter::from_fn(move || {
-                (bits != 0).then(|| {
-                    let bit = bits.trailing_zeros() as usize;
-                    bits &= bits - 1;
-                    w * 64 + bit
-                })
-            })
-        })
+    pub fn iter(&self) -> CellIter<'_> {
+        CellIter {
+            set: self,
+            word: 0,
+            bits: self.0[0],
+        }
+    }
+}
+
+/// Iterator over a [`CellSet`], lowest cell first.
+pub struct CellIter<'a> {
+    set: &'a CellSet,
+    word: usize,
+    /// Bits of `set.0[word]` not yet yielded.
+    bits: u64,
+}
+
+impl Iterator for CellIter<'_> {
+    type Item = usize;
+    #[inline]
+    fn next(&mut self) -> Option<usize> {
+        while self.bits == 0 {
+            self.word += 1;
+            if self.word == WORDS {
+                return None;
+            }
+            self.bits = self.set.0[self.word];
+        }
+        let bit = self.bits.trailing_zeros() as usize;
+        self.bits &= self.bits - 1;
+        Some(self.word * 64 + bit)
     }
 }
 
@@ -126,6 +146,9 @@ pub struct Layout {
     dead_corners: CellSet,
     /// "Coordinates: ... Targets: ...\n", the part of the observation that never changes.
     header: String,
+    /// The grid map without player and boxes (ASCII, rows joined by newlines): a render copies
+    /// it and patches in the few moving cells.
+    grid: String,
 }
 
 impl Layout {
@@ -146,6 +169,9 @@ impl Layout {
     }
     pub fn header(&self) -> &str {
         &self.header
+    }
+    pub fn grid(&self) -> &str {
+        &self.grid
     }
     /// Index offset of one move.
     #[inline]
@@ -248,11 +274,13 @@ impl Room {
             targets,
             dead_corners: CellSet::default(),
             header: String::new(),
+            grid: String::new(),
         };
         layout.dead_corners = (0..rows * cols)
             .filter(|&c| !walls.contains(c) && !targets.contains(c) && layout.is_corner(c))
             .collect();
         layout.header = render::header(&layout);
+        layout.grid = render::static_grid(&layout);
         Ok(Room {
             layout: Arc::new(layout),
             player,
