@@ -150,10 +150,10 @@ fn topology(rng: &mut ChaCha8Rng, params: &GenParams) -> [bool; MAX_GEN_CELLS] {
             }
         }
     }
-    for cell in 0..rows * cols {
+    for (cell, is_floor) in floor.iter_mut().enumerate().take(rows * cols) {
         let (r, c) = (cell / cols, cell % cols);
         if r == 0 || c == 0 || r == rows - 1 || c == cols - 1 {
-            floor[cell] = false;
+            *is_floor = false;
         }
     }
     floor
