@@ -40,7 +40,7 @@ pub enum EnvError {
         line: usize,
         problem: String,
     },
-    #[error("cannot read {file}: {source}")]
+    #[error("cannot read {file}")]
     Io {
         file: String,
         source: std::io::Error,

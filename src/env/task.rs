@@ -160,7 +160,7 @@ impl TaskEnv {
                     .map_or((e.rows() + e.cols()) as f64, f64::from);
                 -dist - if near { 1.0 } else { 0.0 }
             }
-            TaskEnv::Sokoban(e) => -(e.box_target_distance() as f64),
+            TaskEnv::Sokoban(e) => -(e.room().box_target_distance() as f64),
         }
     }
 
