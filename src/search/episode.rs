@@ -162,6 +162,10 @@ pub struct Episode {
     pub search: SearchCounts,
     /// The episode hit the context limit and was cut short.
     pub truncated: bool,
+    /// Wall time spent playing it (search included), seconds.
+    pub seconds: f64,
+    /// The optimal solution length of its instance, where the task knows it (Sokoban).
+    pub optimal_len: Option<usize>,
 }
 
 /// The token sequence being built.
@@ -242,6 +246,8 @@ impl EpisodeState {
             generated_tokens: 0,
             search: SearchCounts::default(),
             truncated: false,
+            seconds: 0.0,
+            optimal_len: None,
         };
         Ok(Self {
             seq,
