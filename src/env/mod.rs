@@ -10,6 +10,7 @@ pub mod reply;
 pub mod sokoban;
 pub mod task;
 pub mod turn;
+pub mod webshop;
 
 pub use reply::{ParsedReply, parse_reply};
 pub use task::{TaskEnv, TaskKind};
