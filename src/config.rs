@@ -329,4 +329,6 @@ sections! {
     sokoban: crate::env::sokoban::SokobanConfig,
     /// FrozenLake maps (used when env.task = "frozenlake").
     frozenlake: crate::env::frozenlake::FrozenLakeConfig,
+    /// WebShop catalog, goals and step limit (used when env.task = "webshop").
+    webshop: crate::env::webshop::WebShopConfig,
 }

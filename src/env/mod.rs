@@ -46,7 +46,7 @@ pub enum EnvError {
         file: String,
         source: std::io::Error,
     },
-    #[error("unknown environment {0:?} (known: sokoban, frozenlake)")]
+    #[error("unknown environment {0:?} (known: sokoban, frozenlake, webshop)")]
     UnknownTask(String),
     #[error("{0}")]
     Invalid(String),
