@@ -1,4 +1,5 @@
 //! Shared by the WebShop test files: where the reference data lives.
+#![allow(dead_code)] // each test file uses a different subset
 
 use std::path::PathBuf;
 

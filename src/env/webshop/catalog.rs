@@ -282,7 +282,7 @@ fn nouns_of(file: &str, nouns: &Json, asin: &str) -> Result<Vec<String>, WebShop
         value: nouns,
     };
     match nouns.get(asin) {
-        Some(v) => json::strings_of(v).map_err(|p| rec.error(asin, p)),
-        None => Err(rec.error(asin, "no noun list for this product")),
+        Some(v) => json::strings_of(v).map_err(|p| rec.error("title nouns", p)),
+        None => Err(rec.error("title nouns", "no noun list for this ASIN")),
     }
 }

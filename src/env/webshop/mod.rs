@@ -175,6 +175,11 @@ impl WebShop {
         &self.goals
     }
 
+    /// Goal indices (into `all_goals`) of the configured split, in the order resets use them.
+    pub fn split_goals(&self) -> &[usize] {
+        &self.split
+    }
+
     /// The goal of the current episode.
     pub fn goal(&self) -> &Goal {
         &self.goals[self.goal]
