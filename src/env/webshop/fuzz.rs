@@ -120,13 +120,17 @@ impl<'a> SequenceMatcher<'a> {
 
     /// `find_longest_match(alo, ahi, blo, bhi)`; with no junk function the junk-extension
     /// passes of difflib never fire, so only the popular-element extension remains.
-    fn find_longest_match(&self, alo: usize, ahi: usize, blo: usize, bhi: usize) -> Match {
+    /// `rows` is scratch space (all zero on entry and on return) for difflib's `j2len` dicts.
+    fn find_longest_match(
+        &self,
+        (alo, ahi, blo, bhi): (usize, usize, usize, usize),
+        rows: &mut Rows,
+    ) -> Match {
         let (a, b) = (self.a, self.b);
         let (mut besti, mut bestj, mut bestsize) = (alo, blo, 0usize);
-        // j2len[j] = length of the longest junk-free match ending with a[i-1] and b[j].
-        let mut j2len: HashMap<usize, usize> = HashMap::new();
+        // rows.prev[j + 1] = length of the longest junk-free match ending with a[i-1] and b[j]
+        // (difflib's j2len[j]); rows.next is the row being built for a[i].
         for (i, c) in a.iter().enumerate().take(ahi).skip(alo) {
-            let mut new_j2len: HashMap<usize, usize> = HashMap::new();
             if let Some(positions) = self.b2j.get(c) {
                 for &j in positions {
                     if j < blo {
@@ -135,12 +139,9 @@ impl<'a> SequenceMatcher<'a> {
                     if j >= bhi {
                         break;
                     }
-                    let k = if j == 0 {
-                        1
-                    } else {
-                        j2len.get(&(j - 1)).copied().unwrap_or(0) + 1
-                    };
-                    new_j2len.insert(j, k);
+                    let k = rows.prev[j] + 1;
+                    rows.next[j + 1] = k;
+                    rows.next_touched.push(j + 1);
                     if k > bestsize {
                         besti = i + 1 - k;
                         bestj = j + 1 - k;
@@ -148,8 +149,9 @@ impl<'a> SequenceMatcher<'a> {
                     }
                 }
             }
-            j2len = new_j2len;
+            rows.advance();
         }
+        rows.advance();
         while besti > alo && bestj > blo && a[besti - 1] == b[bestj - 1] {
             besti -= 1;
             bestj -= 1;
@@ -172,9 +174,10 @@ impl<'a> SequenceMatcher<'a> {
     /// does not change the sum, so it is skipped).
     fn matching_characters(&self) -> usize {
         let mut queue = vec![(0, self.a.len(), 0, self.b.len())];
+        let mut rows = Rows::new(self.b.len());
         let mut total = 0;
         while let Some((alo, ahi, blo, bhi)) = queue.pop() {
-            let m = self.find_longest_match(alo, ahi, blo, bhi);
+            let m = self.find_longest_match((alo, ahi, blo, bhi), &mut rows);
             if m.size > 0 {
                 total += m.size;
                 if alo < m.i && blo < m.j {
@@ -186,6 +189,36 @@ impl<'a> SequenceMatcher<'a> {
             }
         }
         total
+    }
+}
+
+/// Two dense rows standing in for difflib's per-row `j2len` dicts, with the indices each row
+/// set so that clearing costs what filling did.
+struct Rows {
+    prev: Vec<usize>,
+    next: Vec<usize>,
+    prev_touched: Vec<usize>,
+    next_touched: Vec<usize>,
+}
+
+impl Rows {
+    fn new(len_b: usize) -> Rows {
+        Rows {
+            prev: vec![0; len_b + 1],
+            next: vec![0; len_b + 1],
+            prev_touched: Vec::new(),
+            next_touched: Vec::new(),
+        }
+    }
+
+    /// The row just built becomes the previous one; the old previous row is cleared.
+    fn advance(&mut self) {
+        for &t in &self.prev_touched {
+            self.prev[t] = 0;
+        }
+        self.prev_touched.clear();
+        std::mem::swap(&mut self.prev, &mut self.next);
+        std::mem::swap(&mut self.prev_touched, &mut self.next_touched);
     }
 }
 

@@ -233,99 +233,104 @@ impl Session {
         show_attributes: bool,
         reward: f64,
     ) -> String {
-        let mut t: Vec<String> = Vec::new();
-        let header = |t: &mut Vec<String>| {
-            t.push("Instruction:".into());
-            t.push(instruction.to_owned());
-            t.push("Back to Search".into());
+        let mut t = Texts(String::with_capacity(2048));
+        let header = |t: &mut Texts| {
+            t.push("Instruction:");
+            t.push(instruction);
+            t.push("Back to Search");
         };
         match self.page {
             Page::Start => {
-                t.push("WebShop".into());
-                t.push("Instruction:".into());
-                t.push(instruction.to_owned());
-                t.push("Search".into());
+                t.push("WebShop");
+                t.push("Instruction:");
+                t.push(instruction);
+                t.push("Search");
             }
             Page::Results => {
                 header(&mut t);
-                t.push(format!(
+                t.push(&format!(
                     "Page {} (Total results: {})",
                     self.page_num,
                     self.results.len()
                 ));
                 if self.page_num > 1 {
-                    t.push("< Prev".into());
+                    t.push("< Prev");
                 }
                 if self.page_num * RESULTS_PER_PAGE < self.results.len() {
-                    t.push("Next >".into());
+                    t.push("Next >");
                 }
                 for &p in self.visible_results() {
                     let product = &catalog.products[p];
-                    t.push(product.asin.clone());
-                    t.push(product.title.clone());
-                    t.push(product.price_tag.clone());
+                    t.push(&product.asin);
+                    t.push(&product.title);
+                    t.push(&product.price_tag);
                 }
             }
             Page::Item | Page::Sub(_) => {
                 header(&mut t);
-                t.push("< Prev".into());
+                t.push("< Prev");
                 if let Some(p) = self.product {
                     render_product(&mut t, &catalog.products[p], self.page, show_attributes);
                 }
             }
             Page::Done => {
-                t.push("Thank you for shopping with us!".into());
-                t.push("Your score (min 0.0, max 1.0)".into());
-                t.push(super::catalog::py_float(reward));
+                t.push("Thank you for shopping with us!");
+                t.push("Your score (min 0.0, max 1.0)");
+                t.push(&super::catalog::py_float(reward));
             }
         }
-        let mut out = String::new();
-        for piece in &t {
-            let piece = super::fuzz::py_strip(piece);
-            if piece.is_empty() {
-                continue;
-            }
-            if !out.is_empty() {
-                out.push_str(" [SEP] ");
-            }
-            out.push_str(piece);
+        t.0
+    }
+}
+
+/// The visible texts of a page: each stripped, empty ones left out, joined with " [SEP] ".
+struct Texts(String);
+
+impl Texts {
+    fn push(&mut self, text: &str) {
+        let text = super::fuzz::py_strip(text);
+        if text.is_empty() {
+            return;
         }
-        out
+        if !self.0.is_empty() {
+            self.0.push_str(" [SEP] ");
+        }
+        self.0.push_str(text);
     }
 }
 
 /// The product part of an item page or one of its sub-pages.
 fn render_product(
-    t: &mut Vec<String>,
+    t: &mut Texts,
     product: &super::catalog::Product,
     page: Page,
     show_attributes: bool,
 ) {
     match page {
-        Page::Sub(SubPage::Description) => t.push(product.description.clone()),
-        Page::Sub(SubPage::Features) => t.extend(product.bullet_points.iter().cloned()),
-        Page::Sub(SubPage::Reviews) => t.extend(product.reviews.iter().cloned()),
+        Page::Sub(SubPage::Description) => t.push(&product.description),
+        Page::Sub(SubPage::Features) => product.bullet_points.iter().for_each(|b| t.push(b)),
+        Page::Sub(SubPage::Reviews) => product.reviews.iter().for_each(|r| t.push(r)),
         Page::Sub(SubPage::Attributes) => {
-            t.extend(product.attributes.iter().cloned());
-            t.push(product.category.clone());
-            t.push(product.query.clone());
-            t.push(product.product_category.clone());
+            product.attributes.iter().for_each(|a| t.push(a));
+            t.push(&product.category);
+            t.push(&product.query);
+            t.push(&product.product_category);
         }
         _ => {
             for (name, values) in &product.options {
-                t.push(name.clone());
-                t.extend(values.iter().cloned());
+                t.push(name);
+                values.iter().for_each(|v| t.push(v));
             }
-            t.push(product.title.clone());
-            t.push(format!("Price: {}", product.price_tag));
-            t.push(format!("Rating: {}", product.rating));
-            t.push("Description".into());
-            t.push("Features".into());
-            t.push("Reviews".into());
+            t.push(&product.title);
+            t.push(&format!("Price: {}", product.price_tag));
+            t.push(&format!("Rating: {}", product.rating));
+            t.push("Description");
+            t.push("Features");
+            t.push("Reviews");
             if show_attributes {
-                t.push("Attributes".into());
+                t.push("Attributes");
             }
-            t.push("Buy Now".into());
+            t.push("Buy Now");
         }
     }
 }

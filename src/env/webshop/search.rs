@@ -162,7 +162,9 @@ impl SearchIndex {
             }
         }
         let n = self.asins.len() as f64;
-        let mut acc: HashMap<u32, f64> = HashMap::new();
+        // Dense per-document sums (Lucene sums clause scores in double, then casts to float).
+        let mut acc = vec![0f64; self.asins.len()];
+        let mut matched = vec![false; self.asins.len()];
         for (term, count) in &counts {
             let Some(list) = self.postings.get(term) else {
                 continue;
@@ -173,10 +175,14 @@ impl SearchIndex {
             for &(doc, freq) in list {
                 let inv = self.norm_inverse[self.norms[doc as usize] as usize];
                 let s = weight - weight / (1.0 + freq as f32 * inv);
-                *acc.entry(doc).or_default() += s as f64;
+                acc[doc as usize] += s as f64;
+                matched[doc as usize] = true;
             }
         }
-        acc.into_iter().map(|(d, s)| (d, s as f32)).collect()
+        (0..acc.len())
+            .filter(|&d| matched[d])
+            .map(|d| (d as u32, acc[d] as f32))
+            .collect()
     }
 
     /// The top `TOP_N` documents for `query`, best first, ties by ASIN ascending.
