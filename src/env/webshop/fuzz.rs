@@ -7,7 +7,7 @@
 //! integers than difflib's matching-blocks ratio; the reward's `> 85` thresholds need the exact
 //! integers. Strings are handled as sequences of code points, as Python's `str` is.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::BTreeSet;
 
 use unicode_categories::UnicodeCategories;
 
@@ -41,21 +41,55 @@ pub fn full_process(s: &str) -> String {
     py_strip(&replaced.to_lowercase()).to_owned()
 }
 
+/// The distinct tokens of `full_process(s)`, sorted (code point order, as Python sorts `str`).
+/// Empty when the processed string is empty.
+pub fn tokens(s: &str) -> Vec<String> {
+    let processed = full_process(s);
+    let set: BTreeSet<&str> = processed
+        .split(is_py_space)
+        .filter(|t| !t.is_empty())
+        .collect();
+    set.into_iter().map(str::to_owned).collect()
+}
+
 /// `fuzz.token_set_ratio(a, b)` of thefuzz 0.19 (force_ascii and full_process on).
 pub fn token_set_ratio(a: &str, b: &str) -> u8 {
-    let p1 = full_process(a);
-    let p2 = full_process(b);
-    if p1.is_empty() || p2.is_empty() {
+    token_set_ratio_of_tokens(&tokens(a), &tokens(b))
+}
+
+/// `token_set_ratio` on the outputs of `tokens` (callers comparing one string against many
+/// process each once).
+pub fn token_set_ratio_of_tokens(t1: &[String], t2: &[String]) -> u8 {
+    if t1.is_empty() || t2.is_empty() {
         return 0;
     }
-    let t1: BTreeSet<&str> = p1.split(is_py_space).filter(|t| !t.is_empty()).collect();
-    let t2: BTreeSet<&str> = p2.split(is_py_space).filter(|t| !t.is_empty()).collect();
-    let join = |set: Vec<&str>| set.join(" ");
-    let sect = join(t1.intersection(&t2).copied().collect());
-    let diff12 = join(t1.difference(&t2).copied().collect());
-    let diff21 = join(t2.difference(&t1).copied().collect());
-    let combined12 = format!("{sect} {diff12}");
-    let combined21 = format!("{sect} {diff21}");
+    let (mut sect, mut diff12, mut diff21) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut i, mut j) = (0, 0);
+    while i < t1.len() || j < t2.len() {
+        match (t1.get(i), t2.get(j)) {
+            (Some(x), Some(y)) if x == y => {
+                sect.push(x.as_str());
+                i += 1;
+                j += 1;
+            }
+            (Some(x), Some(y)) if x < y => {
+                diff12.push(x.as_str());
+                i += 1;
+            }
+            (Some(x), None) => {
+                diff12.push(x.as_str());
+                i += 1;
+            }
+            (_, Some(y)) => {
+                diff21.push(y.as_str());
+                j += 1;
+            }
+            (None, None) => break,
+        }
+    }
+    let sect = sect.join(" ");
+    let combined12 = format!("{sect} {}", diff12.join(" "));
+    let combined21 = format!("{sect} {}", diff21.join(" "));
     let sect: Vec<char> = py_strip(&sect).chars().collect();
     let c12: Vec<char> = py_strip(&combined12).chars().collect();
     let c21: Vec<char> = py_strip(&combined21).chars().collect();
@@ -93,29 +127,36 @@ pub fn sequence_matcher_ratio(a: &[char], b: &[char]) -> f64 {
 struct SequenceMatcher<'a> {
     a: &'a [char],
     b: &'a [char],
-    /// For each element of `b` that is not "popular", the ascending positions where it occurs.
-    b2j: HashMap<char, Vec<usize>>,
+    /// difflib's `b2j` flattened: (element, position) for every element of `b` that is not
+    /// "popular", sorted by element then position (one allocation instead of a dict of lists).
+    b2j: Vec<(char, usize)>,
 }
 
 impl<'a> SequenceMatcher<'a> {
     fn new(a: &'a [char], b: &'a [char]) -> Self {
-        let mut b2j: HashMap<char, Vec<usize>> = HashMap::new();
-        for (i, &c) in b.iter().enumerate() {
-            b2j.entry(c).or_default().push(i);
-        }
+        let mut b2j: Vec<(char, usize)> = b.iter().enumerate().map(|(i, &c)| (c, i)).collect();
+        b2j.sort_unstable();
         // autojunk: when b has at least 200 elements, elements occurring more than
         // len(b) / 100 + 1 times are dropped from the index (but still extend matches).
         let n = b.len();
         if n >= 200 {
             let ntest = n / 100 + 1;
-            let popular: HashSet<char> = b2j
-                .iter()
-                .filter(|(_, idx)| idx.len() > ntest)
-                .map(|(&c, _)| c)
-                .collect();
-            b2j.retain(|c, _| !popular.contains(c));
+            let mut kept = Vec::with_capacity(b2j.len());
+            for run in b2j.chunk_by(|x, y| x.0 == y.0) {
+                if run.len() <= ntest {
+                    kept.extend_from_slice(run);
+                }
+            }
+            b2j = kept;
         }
         SequenceMatcher { a, b, b2j }
+    }
+
+    /// The ascending positions of `c` in `b` (none if absent or popular).
+    fn positions(&self, c: char) -> impl Iterator<Item = usize> + '_ {
+        let lo = self.b2j.partition_point(|e| e.0 < c);
+        let hi = self.b2j.partition_point(|e| e.0 <= c);
+        self.b2j[lo..hi].iter().map(|e| e.1)
     }
 
     /// `find_longest_match(alo, ahi, blo, bhi)`; with no junk function the junk-extension
@@ -131,22 +172,20 @@ impl<'a> SequenceMatcher<'a> {
         // rows.prev[j + 1] = length of the longest junk-free match ending with a[i-1] and b[j]
         // (difflib's j2len[j]); rows.next is the row being built for a[i].
         for (i, c) in a.iter().enumerate().take(ahi).skip(alo) {
-            if let Some(positions) = self.b2j.get(c) {
-                for &j in positions {
-                    if j < blo {
-                        continue;
-                    }
-                    if j >= bhi {
-                        break;
-                    }
-                    let k = rows.prev[j] + 1;
-                    rows.next[j + 1] = k;
-                    rows.next_touched.push(j + 1);
-                    if k > bestsize {
-                        besti = i + 1 - k;
-                        bestj = j + 1 - k;
-                        bestsize = k;
-                    }
+            for j in self.positions(*c) {
+                if j < blo {
+                    continue;
+                }
+                if j >= bhi {
+                    break;
+                }
+                let k = rows.prev[j] + 1;
+                rows.next[j + 1] = k;
+                rows.next_touched.push(j + 1);
+                if k > bestsize {
+                    besti = i + 1 - k;
+                    bestj = j + 1 - k;
+                    bestsize = k;
                 }
             }
             rows.advance();

@@ -6,7 +6,7 @@ use std::collections::HashSet;
 
 use serde::Serialize;
 
-use super::fuzz::{py_pair_repr, token_set_ratio};
+use super::fuzz::{py_pair_repr, token_set_ratio_of_tokens, tokens};
 
 /// `COLOR_SET` of `web_agent_site/engine/normalize.py`, in its order (the first hit wins).
 const COLOR_SET: &[&str] = &[
@@ -240,12 +240,13 @@ fn type_reward(goal: &GoalView, product: &ProductView) -> (f64, f64, usize, bool
 /// token_set_ratio > 85, or appears verbatim in the lower-cased title, bullets or description.
 fn attribute_matches(goal: &GoalView, product: &ProductView) -> usize {
     let mut texts: Option<[String; 3]> = None;
+    let product_tokens: Vec<Vec<String>> = product.attributes.iter().map(|a| tokens(a)).collect();
     let mut count = 0;
     for g_attr in goal.attributes {
-        if product
-            .attributes
+        let g_tokens = tokens(g_attr);
+        if product_tokens
             .iter()
-            .any(|p_attr| token_set_ratio(p_attr, g_attr) > 85)
+            .any(|p| token_set_ratio_of_tokens(p, &g_tokens) > 85)
         {
             count += 1;
             continue;
@@ -288,12 +289,15 @@ fn option_matches<'c>(
     goal_options: &[(String, String)],
     chosen: impl IntoIterator<Item = &'c str>,
 ) -> usize {
-    let chosen: Vec<&str> = chosen.into_iter().map(normalize_color).collect();
+    let chosen: Vec<Vec<String>> = chosen
+        .into_iter()
+        .map(|v| tokens(normalize_color(v)))
+        .collect();
     goal_options
         .iter()
         .filter(|(name, value)| {
-            let g = goal_option_text(name, value);
-            chosen.iter().any(|p| token_set_ratio(p, &g) > 85)
+            let g = tokens(&goal_option_text(name, value));
+            chosen.iter().any(|p| token_set_ratio_of_tokens(p, &g) > 85)
         })
         .count()
 }
