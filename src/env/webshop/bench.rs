@@ -28,8 +28,8 @@ pub struct WebShopBenchReport {
     /// Steps per second, random valid actions, 10% of them searches, observation rendered
     /// after every step.
     pub steps_per_s: f64,
-    /// Same policy without searches after the first one of an episode: the baseline that shows
-    /// what searching costs.
+    /// Baseline: the same policy searching only where it must (the start page, reached at
+    /// reset and by "back to search"), which shows what the extra searches cost.
     pub steps_per_s_click_only: f64,
     /// Share of the policy's steps that were searches.
     pub search_share: f64,
