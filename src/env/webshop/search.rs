@@ -5,6 +5,9 @@
 //! (Anserini breaks score ties by document id).
 
 use std::collections::HashMap;
+use std::sync::LazyLock;
+
+use regex::Regex;
 
 use unicode_segmentation::UnicodeSegmentation;
 
@@ -35,10 +38,19 @@ fn lower_char(c: char) -> char {
     }
 }
 
+/// The UAX#29 word segments `StandardTokenizer` emits: those starting with a letter or a
+/// decimal digit (after any leading underscores), and emoji, i.e. segments starting with an
+/// Extended_Pictographic or regional-indicator character (they count towards a document's
+/// length, so they move BM25 scores). A segment like "¼" or "(ﾟ" is not a token.
+static TOKEN_START: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"^(?:_*[\p{Alphabetic}\p{Nd}]|[\p{Extended_Pictographic}\x{1F1E6}-\x{1F1FF}])")
+        .expect("valid pattern")
+});
+
 /// The analyzer's tokens for `text`, in order.
 pub fn analyze(text: &str) -> Vec<String> {
     let mut out = Vec::new();
-    for word in text.unicode_words() {
+    for word in text.split_word_bounds().filter(|s| TOKEN_START.is_match(s)) {
         let chars: Vec<char> = word.chars().collect();
         for chunk in chars.chunks(MAX_TOKEN_CHARS) {
             let mut token: Vec<char> = chunk.to_vec();
