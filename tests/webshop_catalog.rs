@@ -171,3 +171,72 @@ fn malformed_record_names_file_record_and_field() {
         "{err}"
     );
 }
+
+/// Every `search_*.json` in the data folder (made by tests/webshop_lucene/make_reference.py with
+/// Lucene itself): the analyzer's tokens for every listed document and the top-50 ASINs for
+/// every query. Without such a file there is nothing to compare, which is reported.
+#[test]
+fn search_rankings_match_lucene_reference() {
+    let Some(dir) = webshop_dir() else { return };
+    let files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            let name = p.file_name().unwrap().to_string_lossy();
+            name.starts_with("search_") && name.ends_with(".json")
+        })
+        .collect();
+    if files.is_empty() {
+        eprintln!(
+            "no search_*.json in {}: see tests/webshop_lucene",
+            dir.display()
+        );
+        return;
+    }
+    let env = WebShop::new(&real_config(&dir)).unwrap();
+    let catalog = env.catalog();
+    let (mut docs, mut queries, mut failures) = (0, 0, Vec::new());
+    for file in files {
+        let reference = webshop_common::read_json(&file);
+        for doc in reference["documents"].as_array().unwrap() {
+            let asin = doc["id"].as_str().unwrap();
+            let want: Vec<&str> = doc["tokens"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|t| t.as_str().unwrap())
+                .collect();
+            let got = analyze(&catalog.products[catalog.by_asin[asin]].indexed_text());
+            if got != want {
+                failures.push(format!("{}: tokens of {asin} differ", file.display()));
+            }
+            docs += 1;
+        }
+        for case in reference["cases"].as_array().unwrap() {
+            let query = case["query"].as_str().unwrap();
+            let want: Vec<&str> = case["top50"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|t| t.as_str().unwrap())
+                .collect();
+            let got: Vec<&str> = catalog
+                .index
+                .search(query)
+                .into_iter()
+                .map(|d| catalog.products[d as usize].asin.as_str())
+                .collect();
+            if got != want {
+                failures.push(format!("{}: hits of {query:?} differ", file.display()));
+            }
+            queries += 1;
+        }
+    }
+    assert!(docs + queries > 0);
+    assert!(
+        failures.is_empty(),
+        "{} of {docs} documents + {queries} queries differ:\n{}",
+        failures.len(),
+        failures[..failures.len().min(20)].join("\n")
+    );
+}
