@@ -47,10 +47,19 @@ static TOKEN_START: LazyLock<Regex> = LazyLock::new(|| {
         .expect("valid pattern")
 });
 
+/// `TOKEN_START` with a fast path for segments starting with an ASCII character.
+fn is_token(segment: &str) -> bool {
+    match segment.chars().next() {
+        Some(c) if c.is_ascii_alphanumeric() => true,
+        Some(c) if c.is_ascii() && c != '_' => false,
+        _ => TOKEN_START.is_match(segment),
+    }
+}
+
 /// The analyzer's tokens for `text`, in order.
 pub fn analyze(text: &str) -> Vec<String> {
     let mut out = Vec::new();
-    for word in text.split_word_bounds().filter(|s| TOKEN_START.is_match(s)) {
+    for word in text.split_word_bounds().filter(|s| is_token(s)) {
         let chars: Vec<char> = word.chars().collect();
         for chunk in chars.chunks(MAX_TOKEN_CHARS) {
             let mut token: Vec<char> = chunk.to_vec();
