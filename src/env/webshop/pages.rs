@@ -198,7 +198,7 @@ impl Session {
             ("buy now", _) => self.page = Page::Done,
             ("back to search", _) => *self = Session::start(),
             ("next >", Page::Results) => self.show_results(self.page_num + 1),
-            ("< prev", Page::Results) => self.show_results(self.page_num - 1),
+            ("< prev", Page::Results) => self.show_results(self.page_num.saturating_sub(1).max(1)),
             ("< prev", Page::Sub(_)) => self.page = Page::Item,
             ("< prev", Page::Item) => self.show_results(self.page_num),
             _ => {
