@@ -20,6 +20,7 @@ pub mod porter;
 pub mod reward;
 pub mod search;
 pub mod synth;
+mod synth_vocab;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
