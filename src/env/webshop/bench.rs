@@ -17,7 +17,9 @@ use crate::env::Env;
 pub struct WebShopBenchReport {
     /// "synthetic" or the products file.
     pub catalog: String,
+    /// Products in the catalog.
     pub products: usize,
+    /// Synthetic goals the catalog gives (all splits).
     pub goals: usize,
     /// Building the environment: load (or generate) the catalog, index it, build the goals.
     pub build_ms: f64,

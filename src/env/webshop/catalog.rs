@@ -16,7 +16,9 @@ use super::{WebShopConfig, WebShopError, synth};
 pub struct Product {
     /// Amazon id, upper-case; the page shows it and `click[asin]` (lower-case) opens the item.
     pub asin: String,
+    /// Shown on results and item pages; indexed; substring-checked by the attribute reward.
     pub title: String,
+    /// "Description" sub-page text; indexed; substring-checked by the attribute reward.
     pub description: String,
     /// "Features" sub-page lines; the first one is also indexed for search.
     pub bullet_points: Vec<String>,
@@ -72,12 +74,14 @@ impl Product {
 /// of the environment.
 #[derive(Debug)]
 pub struct Catalog {
+    /// In file (or generation) order, which is the goal order.
     pub products: Vec<Product>,
     /// ASIN (upper-case) -> position in `products`.
     pub by_asin: HashMap<String, usize>,
     /// The price each product sells at: its single price, or a point of its range drawn once
     /// per catalog (the original draws it with `random.uniform` at load time).
     pub prices: Vec<f64>,
+    /// BM25 index over `Product::indexed_text`, document ids = positions in `products`.
     pub index: SearchIndex,
 }
 

@@ -80,7 +80,9 @@ pub struct WebShopAction {
 /// Action texts by id, shared by an environment and its forks.
 #[derive(Debug, Default)]
 struct ActionTexts {
+    /// Text -> id, so a repeated action reuses its id.
     ids: HashMap<Arc<str>, u32>,
+    /// Id -> text.
     texts: Vec<Arc<str>>,
 }
 
@@ -119,16 +121,23 @@ pub fn split_action(text: &str) -> Option<(&str, &str)> {
 /// The WebShop environment. Clones are forks sharing the catalog, goals and action texts.
 #[derive(Debug, Clone)]
 pub struct WebShop {
+    /// Products, prices and index, shared by all forks.
     catalog: Arc<Catalog>,
+    /// Every synthetic goal, shared by all forks.
     goals: Arc<Vec<Goal>>,
     /// Goal indices of the configured split; `reset(seed)` takes `split[seed % len]`.
     split: Arc<Vec<usize>>,
+    /// Texts of parsed actions, shared so an action parsed on one fork steps any other.
     texts: Arc<Mutex<ActionTexts>>,
+    /// Step limit per episode (`webshop.max_steps`).
     max_steps: usize,
+    /// Whether item pages offer the Attributes sub-page.
     show_attributes: bool,
     /// The current goal (index into `goals`).
     goal: usize,
+    /// Page, last search and choices of this episode.
     session: Session,
+    /// Steps taken this episode (against `max_steps`).
     steps: usize,
     /// Set by Buy Now.
     outcome: Option<RewardBreakdown>,

@@ -71,6 +71,7 @@ pub enum Clickable {
 /// The browsing session: where the agent is and what it has chosen.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Session {
+    /// The page on screen.
     pub page: Page,
     /// The last search text (lower-cased), shown nowhere but kept for clarity of forks.
     pub query: String,

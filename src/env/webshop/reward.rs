@@ -134,8 +134,11 @@ pub struct GoalView<'a> {
 /// What the reward needs to know about the bought product.
 #[derive(Debug, Clone, Copy)]
 pub struct ProductView<'a> {
+    /// Scrape query (type reward: equal to the goal's).
     pub query: &'a str,
+    /// "A › B › C" path (type reward: at least two shared levels).
     pub product_category: &'a str,
+    /// Title nouns, repeats kept (type reward: shared with the goal's).
     pub title_nouns: &'a [String],
     /// The product's attribute list (fuzzy-matched against goal attributes).
     pub attributes: &'a [String],
@@ -148,17 +151,25 @@ pub struct ProductView<'a> {
 /// The reward and every intermediate the original reports (`verbose=True`).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RewardBreakdown {
+    /// Type factor: 1, 0.5, 0.1 or 0.
     pub r_type: f64,
+    /// Shared distinct title nouns over the goal title's noun count (0.2 without nouns).
     pub title_score: f64,
     /// Distinct nouns shared by the two titles.
     pub title_noun_intersection: usize,
+    /// Same scrape query.
     pub query_match: bool,
+    /// At least two shared category levels.
     pub category_match: bool,
+    /// Goal attributes the product has.
     pub num_attr_matches: usize,
+    /// Goal options the clicked values match.
     pub num_option_matches: usize,
+    /// Price within the goal's bound.
     pub r_price: bool,
     /// #goal attributes + #goal options + 1.
     pub denominator: usize,
+    /// The purchase reward in [0, 1].
     pub reward: f64,
 }
 

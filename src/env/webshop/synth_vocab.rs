@@ -3,11 +3,17 @@
 /// Per category: (name, category path root levels, product types, query modifiers,
 /// attributes, option groups it uses).
 pub struct Category {
+    /// Top-level category ("beauty", ...), as the scrape names them.
     pub name: &'static str,
+    /// First levels of the "A › B › C" path; the generator adds two more.
     pub path: &'static [&'static str],
+    /// Product types (nouns); with a modifier they make the scrape queries.
     pub types: &'static [&'static str],
+    /// Query modifiers: 10 types x 5 modifiers = 50 queries per category.
     pub modifiers: &'static [&'static str],
+    /// Attribute pool for products and instructions.
     pub attributes: &'static [&'static str],
+    /// Option group names in the order products take them.
     pub groups: &'static [&'static str],
 }
 
