@@ -125,7 +125,9 @@ pub fn sequence_matcher_ratio(a: &[char], b: &[char]) -> f64 {
 /// The parts of difflib's `SequenceMatcher` that `ratio()` uses, with `isjunk = None` and
 /// `autojunk = True`.
 struct SequenceMatcher<'a> {
+    /// First sequence (`seq1`).
     a: &'a [char],
+    /// Second sequence (`seq2`), the one autojunk looks at.
     b: &'a [char],
     /// difflib's `b2j` flattened: (element, position) for every element of `b` that is not
     /// "popular", sorted by element then position (one allocation instead of a dict of lists).
@@ -234,9 +236,13 @@ impl<'a> SequenceMatcher<'a> {
 /// Two dense rows standing in for difflib's per-row `j2len` dicts, with the indices each row
 /// set so that clearing costs what filling did.
 struct Rows {
+    /// Row of a[i-1]: match lengths by b position + 1.
     prev: Vec<usize>,
+    /// Row of a[i] being built.
     next: Vec<usize>,
+    /// Indices set in `prev` (to clear it cheaply).
     prev_touched: Vec<usize>,
+    /// Indices set in `next`.
     next_touched: Vec<usize>,
 }
 
@@ -261,9 +267,13 @@ impl Rows {
     }
 }
 
+/// difflib's `Match(a, b, size)`: `a[i..i + size] == b[j..j + size]`.
 struct Match {
+    /// Start in `a`.
     i: usize,
+    /// Start in `b`.
     j: usize,
+    /// Length of the block (0: no match).
     size: usize,
 }
 
