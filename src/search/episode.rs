@@ -297,13 +297,12 @@ impl EpisodeState {
             return Ok(false);
         }
         let left = settings.rules.max_actions_per_episode - self.used;
-        let user = prompt::user_text(
-            settings.form,
-            &env.observation()?,
-            self.turn + 1,
-            left,
-            self.last,
-        );
+        let mut state = env.observation()?;
+        if env.kind() == TaskKind::WebShop {
+            // WebShop's actions change with the page, so every turn lists them.
+            state.push_str(&format!("\nAvailable actions: {}", env.action_names().join(", ")));
+        }
+        let user = prompt::user_text(settings.form, &state, self.turn + 1, left, self.last);
         let head = format!(
             "{}{}",
             prompt::message("user", &user),
