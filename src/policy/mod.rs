@@ -9,6 +9,7 @@ pub mod bench;
 mod checkpoint;
 mod error;
 mod forward;
+mod fused;
 mod generate;
 mod infer;
 mod kernels;
