@@ -21,6 +21,13 @@ pub struct ModelBenchArgs {
     /// Also run benches/torch_model_bench.py on the same shapes and report ratios.
     #[arg(long)]
     torch: bool,
+    /// Run one part only: prefill, decode, train or fork (e.g. under a profiler).
+    #[arg(long, default_value = "")]
+    only: String,
+    /// Compute threads for both engines (RAYON_NUM_THREADS here, torch.set_num_threads there);
+    /// 0 keeps the defaults (one per core).
+    #[arg(long, default_value_t = 0)]
+    threads: usize,
     /// Python interpreter for --torch.
     #[arg(long, default_value = "python3")]
     python: String,
@@ -28,8 +35,18 @@ pub struct ModelBenchArgs {
 
 pub fn run_bench(cmd: BenchCommand) -> anyhow::Result<()> {
     let BenchCommand::Model(args) = cmd;
+    // candle's elementwise thread pool spins while it waits; on 2 shared cores it costs more
+    // than it gives (the heavy kernels use rayon and gemm). Only when the user did not choose.
+    if args.threads > 0 {
+        // SAFETY: set before rayon's pool or any other thread of this process exists.
+        unsafe { std::env::set_var("RAYON_NUM_THREADS", args.threads.to_string()) };
+    }
+    if std::env::var_os("CANDLE_NUM_THREADS").is_none() {
+        // SAFETY: set before any other thread of this process exists or reads the environment.
+        unsafe { std::env::set_var("CANDLE_NUM_THREADS", "1") };
+    }
     let shapes = BenchShapes::for_preset(&args.preset);
-    let ours = run(&args.preset, &shapes)?;
+    let ours = run(&args.preset, &shapes, &args.only)?;
     let report = if args.torch {
         let torch = run_torch(&args.python, &ours)?;
         let ratios = ratios(&ours, &torch);

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
-use super::kernels::dot;
+use super::kernels::{View, dot, matmul_strided};
 
 fn slice<'a>(s: &'a CpuStorage, l: &Layout) -> Result<&'a [f32]> {
     let data = s.as_slice::<f32>()?;
@@ -164,33 +164,47 @@ impl Attention {
         }
     }
 
-    /// Softmax probabilities of query (bi, i, head h) over keys 0..=i into `p`.
-    fn probs(&self, q: &[f32], k: &[f32], bi: usize, i: usize, h: usize, p: &mut Vec<f32>) {
+    /// Attention probabilities `[T, T]` of head `h` in batch row `bi` (rows: queries), with
+    /// causal and key masks; a query with no visible key gets an all-zero row.
+    fn probs(&self, q: &[f32], k: &[f32], bi: usize, h: usize, p: &mut [f32]) {
         let (t, d, nh, nkv) = (self.t, self.d, self.heads, self.kv_heads);
         let g = h / (nh / nkv);
+        let qv = View {
+            data: &q[(bi * t * nh + h) * d..],
+            rs: nh * d,
+            cs: 1,
+        };
+        let kt = View {
+            data: &k[(bi * t * nkv + g) * d..],
+            rs: 1,
+            cs: nkv * d,
+        };
+        matmul_strided(t, t, d, qv, kt, p, false);
         let scale = 1.0 / (d as f32).sqrt();
-        let qrow = &q[((bi * t + i) * nh + h) * d..][..d];
-        p.clear();
-        let mut max = f32::NEG_INFINITY;
-        for j in 0..=i {
-            let s = if self.key_real[bi * t + j] {
-                dot(qrow, &k[((bi * t + j) * nkv + g) * d..][..d]) * scale
-            } else {
-                f32::NEG_INFINITY
-            };
-            max = max.max(s);
-            p.push(s);
+        let real = &self.key_real[bi * t..(bi + 1) * t];
+        for (i, row) in p.chunks_exact_mut(t).enumerate() {
+            let mut max = f32::NEG_INFINITY;
+            for j in 0..=i {
+                if real[j] {
+                    max = max.max(row[j] * scale);
+                }
+            }
+            if max == f32::NEG_INFINITY {
+                row.fill(0.0);
+                continue;
+            }
+            let mut sum = 0.0;
+            for j in 0..t {
+                row[j] = if j <= i && real[j] {
+                    (row[j] * scale - max).exp()
+                } else {
+                    0.0
+                };
+                sum += row[j];
+            }
+            let inv = 1.0 / sum;
+            row.iter_mut().for_each(|x| *x *= inv);
         }
-        if max == f32::NEG_INFINITY {
-            p.iter_mut().for_each(|x| *x = 0.0);
-            return;
-        }
-        let mut sum = 0.0;
-        for x in p.iter_mut() {
-            *x = (*x - max).exp();
-            sum += *x;
-        }
-        p.iter_mut().for_each(|x| *x /= sum);
     }
 }
 
@@ -208,28 +222,50 @@ impl CustomOp3 for Attention {
         s3: &CpuStorage,
         l3: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let (t, d, nh, nkv) = (self.t, self.d, self.heads, self.kv_heads);
+        let (b, t, d, nh, nkv) = (self.b, self.t, self.d, self.heads, self.kv_heads);
         let mut q = slice(s1, l1)?.to_vec();
         let mut k = slice(s2, l2)?.to_vec();
         let v = slice(s3, l3)?;
         self.rope(&mut q, nh, 1.0);
         self.rope(&mut k, nkv, 1.0);
-        let mut out = vec![0.0f32; self.b * t * nh * d];
-        out.par_chunks_mut(nh * d).enumerate().for_each(|(row, o)| {
-            let (bi, i) = (row / t, row % t);
-            let mut p = Vec::with_capacity(i + 1);
-            for h in 0..nh {
+        // One task per (batch row, head), each producing its head's `[T, d]` output.
+        let heads: Vec<Vec<f32>> = (0..b * nh)
+            .into_par_iter()
+            .map(|task| {
+                let (bi, h) = (task / nh, task % nh);
                 let g = h / (nh / nkv);
-                self.probs(&q, &k, bi, i, h, &mut p);
-                let oh = &mut o[h * d..(h + 1) * d];
-                for (j, &pj) in p.iter().enumerate() {
-                    if pj != 0.0 {
-                        let vr = &v[((bi * t + j) * nkv + g) * d..][..d];
-                        oh.iter_mut().zip(vr).for_each(|(o, v)| *o += pj * v);
-                    }
-                }
+                let mut p = vec![0.0f32; t * t];
+                self.probs(&q, &k, bi, h, &mut p);
+                let mut o = vec![0.0f32; t * d];
+                let vv = View {
+                    data: &v[(bi * t * nkv + g) * d..],
+                    rs: nkv * d,
+                    cs: 1,
+                };
+                matmul_strided(
+                    t,
+                    d,
+                    t,
+                    View {
+                        data: &p,
+                        rs: t,
+                        cs: 1,
+                    },
+                    vv,
+                    &mut o,
+                    false,
+                );
+                o
+            })
+            .collect();
+        let mut out = vec![0.0f32; b * t * nh * d];
+        for (task, o) in heads.iter().enumerate() {
+            let (bi, h) = (task / nh, task % nh);
+            for i in 0..t {
+                let dst = ((bi * t + i) * nh + h) * d;
+                out[dst..dst + d].copy_from_slice(&o[i * d..(i + 1) * d]);
             }
-        });
+        }
         Ok((CpuStorage::F32(out), l1.shape().clone()))
     }
 
@@ -248,43 +284,77 @@ impl CustomOp3 for Attention {
         let (o, dout) = (vec_of(res)?, vec_of(grad)?);
         self.rope(&mut q, nh, 1.0);
         self.rope(&mut k, nkv, 1.0);
-        // One task per (batch row, kv head): it owns the dk/dv of that head and the dq of its
-        // query heads, so tasks never write the same memory.
+        // One task per (batch row, kv head): it owns that head's dk/dv and its query heads'
+        // dq, so no two tasks write the same memory. Probabilities are recomputed, not stored.
         let parts: Vec<(Vec<f32>, Vec<f32>, Vec<f32>)> = (0..b * nkv)
             .into_par_iter()
             .map(|task| {
                 let (bi, g) = (task / nkv, task % nkv);
-                let mut dq = vec![0.0f32; t * group * d];
+                let mut dq = vec![0.0f32; group * t * d];
                 let mut dk = vec![0.0f32; t * d];
                 let mut dv = vec![0.0f32; t * d];
-                let mut p = Vec::with_capacity(t);
+                let (mut p, mut ds) = (vec![0.0f32; t * t], vec![0.0f32; t * t]);
+                let kv_off = (bi * t * nkv + g) * d;
+                let kview = View {
+                    data: &k[kv_off..],
+                    rs: nkv * d,
+                    cs: 1,
+                };
+                let vt = View {
+                    data: &v[kv_off..],
+                    rs: 1,
+                    cs: nkv * d,
+                };
                 for hi in 0..group {
                     let h = g * group + hi;
+                    self.probs(&q, &k, bi, h, &mut p);
+                    let off = (bi * t * nh + h) * d;
+                    let dov = View {
+                        data: &dout[off..],
+                        rs: nh * d,
+                        cs: 1,
+                    };
+                    // dP = dO V^T, then dS = P * (dP - rowsum(dO * O)) * scale.
+                    matmul_strided(t, t, d, dov, vt, &mut ds, false);
                     for i in 0..t {
-                        self.probs(&q, &k, bi, i, h, &mut p);
-                        let base = ((bi * t + i) * nh + h) * d;
-                        let (qrow, dorow, orow) = (
-                            &q[base..base + d],
-                            &dout[base..base + d],
-                            &o[base..base + d],
-                        );
-                        let di = dot(dorow, orow);
-                        let dqrow = &mut dq[(i * group + hi) * d..][..d];
-                        for (j, &pj) in p.iter().enumerate() {
-                            if pj == 0.0 {
-                                continue;
-                            }
-                            let kv = ((bi * t + j) * nkv + g) * d;
-                            let dp = dot(dorow, &v[kv..kv + d]);
-                            let ds = pj * (dp - di) * scale;
-                            let krow = &k[kv..kv + d];
-                            for x in 0..d {
-                                dqrow[x] += ds * krow[x];
-                                dk[j * d + x] += ds * qrow[x];
-                                dv[j * d + x] += pj * dorow[x];
-                            }
+                        let row = off + i * nh * d;
+                        let di = dot(&dout[row..row + d], &o[row..row + d]);
+                        for j in 0..t {
+                            let x = i * t + j;
+                            ds[x] = p[x] * (ds[x] - di) * scale;
                         }
                     }
+                    let dsv = View {
+                        data: &ds,
+                        rs: t,
+                        cs: 1,
+                    };
+                    matmul_strided(
+                        t,
+                        d,
+                        t,
+                        dsv,
+                        kview,
+                        &mut dq[hi * t * d..(hi + 1) * t * d],
+                        false,
+                    );
+                    let dst = View {
+                        data: &ds,
+                        rs: 1,
+                        cs: t,
+                    };
+                    let qv = View {
+                        data: &q[off..],
+                        rs: nh * d,
+                        cs: 1,
+                    };
+                    matmul_strided(t, d, t, dst, qv, &mut dk, true);
+                    let pt = View {
+                        data: &p,
+                        rs: 1,
+                        cs: t,
+                    };
+                    matmul_strided(t, d, t, pt, dov, &mut dv, true);
                 }
                 (dq, dk, dv)
             })
@@ -296,8 +366,10 @@ impl CustomOp3 for Attention {
             let (bi, g) = (task / nkv, task % nkv);
             for i in 0..t {
                 let tok = bi * t + i;
-                let qdst = (tok * nh + g * group) * d;
-                dq[qdst..qdst + group * d].copy_from_slice(&pq[i * group * d..(i + 1) * group * d]);
+                for hi in 0..group {
+                    let dst = (tok * nh + g * group + hi) * d;
+                    dq[dst..dst + d].copy_from_slice(&pq[(hi * t + i) * d..(hi * t + i + 1) * d]);
+                }
                 let kdst = (tok * nkv + g) * d;
                 dk[kdst..kdst + d].copy_from_slice(&pk[i * d..(i + 1) * d]);
                 dv[kdst..kdst + d].copy_from_slice(&pv[i * d..(i + 1) * d]);
