@@ -37,6 +37,7 @@ pub fn run_bench(cmd: BenchCommand) -> anyhow::Result<()> {
     let BenchCommand::Model(args) = cmd;
     // candle's elementwise thread pool spins while it waits; on 2 shared cores it costs more
     // than it gives (the heavy kernels use rayon and gemm). Only when the user did not choose.
+    tsr::policy::tune_allocator();
     if args.threads > 0 {
         // SAFETY: set before rayon's pool or any other thread of this process exists.
         unsafe { std::env::set_var("RAYON_NUM_THREADS", args.threads.to_string()) };
