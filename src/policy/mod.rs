@@ -11,6 +11,7 @@ mod checkpoint;
 mod error;
 mod forward;
 mod fused;
+mod fused_attention;
 mod generate;
 mod infer;
 mod kernels;

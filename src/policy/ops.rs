@@ -132,7 +132,7 @@ impl AttnInputs {
     pub fn apply(&self, q: &Tensor, k: &Tensor, v: &Tensor) -> Result<Tensor, PolicyError> {
         let (b, t, hq, hkv, hd) = (self.b, self.t, self.heads, self.kv_heads, self.d);
         if let Some((cos, sin, real)) = &self.fused {
-            let op = super::fused::Attention {
+            let op = super::fused_attention::Attention {
                 b,
                 t,
                 heads: hq,
