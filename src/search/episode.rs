@@ -300,7 +300,10 @@ impl EpisodeState {
         let mut state = env.observation()?;
         if env.kind() == TaskKind::WebShop {
             // WebShop's actions change with the page, so every turn lists them.
-            state.push_str(&format!("\nAvailable actions: {}", env.action_names().join(", ")));
+            state.push_str(&format!(
+                "\nAvailable actions: {}",
+                env.action_names().join(", ")
+            ));
         }
         let user = prompt::user_text(settings.form, &state, self.turn + 1, left, self.last);
         let head = format!(
