@@ -44,6 +44,8 @@ pub struct UpdateReport {
     pub grad_norm: f64,
     /// Epochs whose update was skipped for a non-finite loss or gradient.
     pub skipped: usize,
+    /// Every advantage was zero (all kept groups had equal returns): no update was made.
+    pub no_signal: bool,
     /// Mean and max policy lag (versions) of the trained tokens.
     pub lag_mean: f64,
     pub lag_max: u64,
@@ -194,6 +196,14 @@ impl Learner {
         let adv = as_tensor(&advantages)?;
         let ret = as_tensor(&returns)?;
         report.time_prepare_s = started.elapsed().as_secs_f64();
+
+        // A batch whose advantages are all zero teaches the policy nothing; stepping anyway
+        // would let the entropy bonus alone steer Adam, whose normalised steps are full-size
+        // even for tiny gradients (this drifted a from-scratch model into noise).
+        if kind == AlgoKind::Grpo && advantages.iter().flatten().all(|a| a.abs() < 1e-12) {
+            report.no_signal = true;
+            return Ok(report);
+        }
 
         // 5. The update: clipped policy loss - entropy bonus (+ clipped value loss).
         let t_update = Instant::now();
