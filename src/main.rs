@@ -142,7 +142,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Experiment { file } => {
             let exp = tsr::train::experiment::load(&file)?;
             let results = tsr::train::experiment::run(&exp)?;
-            eprintln!("{} runs; results in {}", results.len(), exp.out_dir.join("results.md").display());
+            eprintln!(
+                "{} runs; results in {}",
+                results.len(),
+                exp.out_dir.join("results.md").display()
+            );
             Ok(())
         }
         Command::Env { command } => cli_env::run(command).context("env command failed"),

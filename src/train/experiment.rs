@@ -51,18 +51,29 @@ pub struct RunResult {
 }
 
 pub fn load(path: &Path) -> Result<ExperimentFile> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    toml::from_str(&text).with_context(|| format!("{}: not a valid experiment file", path.display()))
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    toml::from_str(&text)
+        .with_context(|| format!("{}: not a valid experiment file", path.display()))
 }
 
-fn config_for(exp: &ExperimentFile, base: &Path, algo: &str, search: &str, seed: u64) -> Result<Config> {
+fn config_for(
+    exp: &ExperimentFile,
+    base: &Path,
+    algo: &str,
+    search: &str,
+    seed: u64,
+) -> Result<Config> {
     let mut overrides = exp.overrides.clone();
     overrides.extend([
         format!("algo.kind=\"{algo}\""),
         format!("search.kind=\"{search}\""),
         format!("run.seed={seed}"),
         format!("train.steps={}", exp.steps),
-        format!("run.out_dir={}", toml::Value::String(exp.out_dir.join("runs").display().to_string())),
+        format!(
+            "run.out_dir={}",
+            toml::Value::String(exp.out_dir.join("runs").display().to_string())
+        ),
     ]);
     Ok(Config::load(Some(base), &overrides)?)
 }
@@ -74,14 +85,29 @@ fn curve_of(run: &Path) -> Result<Vec<(u64, f64)>> {
         .lines()
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
         .filter(|v| v["kind"] == "validation")
-        .filter_map(|v| Some((v["step"].as_u64()?, v["validation"]["success_rate"].as_f64()?)))
+        .filter_map(|v| {
+            Some((
+                v["step"].as_u64()?,
+                v["validation"]["success_rate"].as_f64()?,
+            ))
+        })
         .collect())
 }
 
 /// Run one grid cell; results already on disk (`result.json` in the run's cell folder) are reused,
 /// so an interrupted experiment continues where it stopped.
-fn run_one(exp: &ExperimentFile, task: &str, base: &Path, algo: &str, search: &str, seed: u64) -> Result<RunResult> {
-    let cell = exp.out_dir.join("cells").join(format!("{task}-{algo}-{search}-{seed}.json"));
+fn run_one(
+    exp: &ExperimentFile,
+    task: &str,
+    base: &Path,
+    algo: &str,
+    search: &str,
+    seed: u64,
+) -> Result<RunResult> {
+    let cell = exp
+        .out_dir
+        .join("cells")
+        .join(format!("{task}-{algo}-{search}-{seed}.json"));
     if let Ok(text) = std::fs::read_to_string(&cell)
         && let Ok(done) = serde_json::from_str::<RunResult>(&text)
     {
@@ -90,10 +116,22 @@ fn run_one(exp: &ExperimentFile, task: &str, base: &Path, algo: &str, search: &s
     let config = config_for(exp, base, algo, search, seed)?;
     let started = Instant::now();
     let running = setup::into_backend(setup::fresh(config)?, false)?;
-    let setup::Running { mut backend, config, mut run, state } = running;
+    let setup::Running {
+        mut backend,
+        config,
+        mut run,
+        state,
+    } = running;
     let mut tokens = 0u64;
     let mut on_step = |l: &StepLine| tokens += l.generated_tokens as u64;
-    train_loop(backend.as_mut(), &config, &mut run, state, &mut on_step, &|| false)?;
+    train_loop(
+        backend.as_mut(),
+        &config,
+        &mut run,
+        state,
+        &mut on_step,
+        &|| false,
+    )?;
     drop(backend);
     let curve = curve_of(&run.root)?;
     let result = RunResult {
@@ -127,7 +165,10 @@ pub fn run(exp: &ExperimentFile) -> Result<Vec<RunResult>> {
             }
         }
     }
-    std::fs::write(exp.out_dir.join("results.json"), serde_json::to_string_pretty(&results)?)?;
+    std::fs::write(
+        exp.out_dir.join("results.json"),
+        serde_json::to_string_pretty(&results)?,
+    )?;
     std::fs::write(exp.out_dir.join("results.md"), results_table(exp, &results))?;
     Ok(results)
 }
@@ -138,7 +179,11 @@ fn mean_std(xs: &[f64]) -> (f64, f64) {
         return (f64::NAN, f64::NAN);
     }
     let mean = xs.iter().sum::<f64>() / n;
-    let var = if xs.len() > 1 { xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0) } else { 0.0 };
+    let var = if xs.len() > 1 {
+        xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0)
+    } else {
+        0.0
+    };
     (mean, var.sqrt())
 }
 
@@ -157,18 +202,30 @@ pub fn results_table(exp: &ExperimentFile, results: &[RunResult]) -> String {
     out.push_str("|---|---|---|---|---|---|---|---|\n");
     let mut cells: BTreeMap<(String, String, String), Vec<&RunResult>> = BTreeMap::new();
     for r in results {
-        cells.entry((r.task.clone(), r.algo.clone(), r.search.clone())).or_default().push(r);
+        cells
+            .entry((r.task.clone(), r.algo.clone(), r.search.clone()))
+            .or_default()
+            .push(r);
     }
     for ((task, algo, search), runs) in &cells {
         let fin = mean_std(&runs.iter().map(|r| r.final_success).collect::<Vec<_>>());
         let best = mean_std(&runs.iter().map(|r| r.best_success).collect::<Vec<_>>());
-        let reached: Vec<f64> = runs.iter().filter_map(|r| r.steps_to_level.map(|s| s as f64)).collect();
+        let reached: Vec<f64> = runs
+            .iter()
+            .filter_map(|r| r.steps_to_level.map(|s| s as f64))
+            .collect();
         let base = cells.get(&(task.clone(), algo.clone(), "none".to_string()));
         let rel = |f: &dyn Fn(&RunResult) -> f64| -> String {
-            let Some(base) = base else { return "n/a".into() };
+            let Some(base) = base else {
+                return "n/a".into();
+            };
             let b = base.iter().map(|r| f(r)).sum::<f64>() / base.len() as f64;
             let x = runs.iter().map(|r| f(r)).sum::<f64>() / runs.len() as f64;
-            if b > 0.0 { format!("{:.2}x", x / b) } else { "n/a".into() }
+            if b > 0.0 {
+                format!("{:.2}x", x / b)
+            } else {
+                "n/a".into()
+            }
         };
         out.push_str(&format!(
             "| {task} | {algo} | {search} | {:.1}% ± {:.1} | {:.1}% ± {:.1} | {} | {} | {} |\n",
@@ -176,7 +233,16 @@ pub fn results_table(exp: &ExperimentFile, results: &[RunResult]) -> String {
             100.0 * fin.1,
             100.0 * best.0,
             100.0 * best.1,
-            if reached.is_empty() { "not reached".to_string() } else { format!("{:.0} ({}/{})", mean_std(&reached).0, reached.len(), runs.len()) },
+            if reached.is_empty() {
+                "not reached".to_string()
+            } else {
+                format!(
+                    "{:.0} ({}/{})",
+                    mean_std(&reached).0,
+                    reached.len(),
+                    runs.len()
+                )
+            },
             rel(&|r| r.rollout_tokens as f64),
             rel(&|r| r.wall_s),
         ));
