@@ -106,12 +106,15 @@ fn new_learner(config: &Config, env: &TaskEnv, settings: &EpisodeSettings) -> Re
             "format warm-up done"
         );
     }
-    Ok(Learner {
-        policy,
-        optimizer,
-        algo: config.algo.clone(),
-        version: 0,
-    })
+    let reference = if config.algo.kl_coef > 0.0 { Some(copy_of(config, &policy)?) } else { None };
+    Ok(Learner { policy, optimizer, algo: config.algo.clone(), version: 0, reference })
+}
+
+/// An independent copy of `policy`'s current weights (the frozen KL reference).
+fn copy_of(config: &Config, policy: &Policy) -> Result<Policy> {
+    let mut copy = Policy::from_section(&config.model, policy.tokenizer(), config.run.seed)?;
+    copy.load_weights(&policy.snapshot()?)?;
+    Ok(copy)
 }
 
 fn fresh_state(config: &Config) -> TrainState {
@@ -189,12 +192,13 @@ pub fn resume(root: &Path, overrides: &[String]) -> Result<Setup> {
     }
     tracing::info!(checkpoint = %ckpt.display(), step = state.next_step, "resuming");
     run.truncate_metrics_for_resume(state.next_step)?;
-    let learner = Learner {
-        policy,
-        optimizer,
-        algo: config.algo.clone(),
-        version: state.version,
+    // The KL reference is the model as training began: rebuilt exactly (same seed, same warm-up)
+    // rather than stored, so a resumed run penalises against the same weights.
+    let reference = match config.algo.kl_coef > 0.0 {
+        true => new_learner(&config, &env, &settings)?.reference,
+        false => None,
     };
+    let learner = Learner { policy, optimizer, algo: config.algo.clone(), version: state.version, reference };
     Ok(Setup {
         config,
         env,
