@@ -176,10 +176,10 @@ impl EnvHandle for RemoteEnv {
     }
     fn action_names(&self) -> Vec<String> {
         // Grid tasks have a fixed action set; only WebShop's changes with the page.
-        if self.kind == TaskKind::WebShop {
-            if let Ok(Some(names)) = self.call(Actions(self.id)) {
-                return names;
-            }
+        if self.kind == TaskKind::WebShop
+            && let Ok(Some(names)) = self.call(Actions(self.id))
+        {
+            return names;
         }
         self.action_names.clone()
     }

@@ -223,7 +223,7 @@ pub fn train_loop(
         let specs = training_specs(step, layout, tc.train_seed, config.run.seed);
         let episodes = backend.rollouts(&specs, sampling_for_training(config), true)?;
         let rollout_s = t.elapsed().as_secs_f64();
-        if tc.samples_every > 0 && step % tc.samples_every == 0 {
+        if tc.samples_every > 0 && step.is_multiple_of(tc.samples_every) {
             run.write_samples(step, &episodes[..episodes.len().min(tc.samples_per_file)])?;
         }
         if let Some(p) = pending.take() {
@@ -246,9 +246,9 @@ pub fn train_loop(
         pending = Some(p);
         state.next_step = step + 1;
         let last = state.next_step == tc.steps;
-        let val_due = last || (tc.val_every > 0 && state.next_step % tc.val_every == 0);
-        let ckpt_due =
-            last || (tc.checkpoint_every > 0 && state.next_step % tc.checkpoint_every == 0);
+        let val_due = last || (tc.val_every > 0 && state.next_step.is_multiple_of(tc.val_every));
+        let ckpt_due = last
+            || (tc.checkpoint_every > 0 && state.next_step.is_multiple_of(tc.checkpoint_every));
         let mut improved = false;
         if val_due || ckpt_due {
             if let Some(p) = pending.take() {

@@ -214,7 +214,9 @@ impl Learner {
         let epochs = self.algo.ppo_epochs.max(1);
         let kl_kind = self.algo.kl_kind()?;
         let ref_logp = match (&self.reference, self.algo.kl_coef > 0.0) {
-            (Some(reference), true) => Some(reference.forward_train(&train_batch)?.logprobs.detach()),
+            (Some(reference), true) => {
+                Some(reference.forward_train(&train_batch)?.logprobs.detach())
+            }
             _ => None,
         };
         let scalar = |t: &Tensor| -> Result<f64, LearnerError> {
@@ -234,13 +236,23 @@ impl Learner {
             )?;
             let entropy = algo::agg_loss(&fwd.entropy, &mask, mode)?;
             let kl = match &ref_logp {
-                Some(r) => Some(algo::agg_loss(&algo::kl_penalty(&fwd.logprobs, r, kl_kind)?, &mask, mode)?),
+                Some(r) => Some(algo::agg_loss(
+                    &algo::kl_penalty(&fwd.logprobs, r, kl_kind)?,
+                    &mask,
+                    mode,
+                )?),
                 None => None,
             };
             if let Some(kl) = &kl {
                 report.kl_to_reference += scalar(kl)? / epochs as f64;
             }
-            let mut loss = algo::actor_loss(&pg.loss, &entropy, kl.as_ref(), self.algo.entropy_coef, self.algo.kl_coef)?;
+            let mut loss = algo::actor_loss(
+                &pg.loss,
+                &entropy,
+                kl.as_ref(),
+                self.algo.entropy_coef,
+                self.algo.kl_coef,
+            )?;
             if kind == AlgoKind::Ppo {
                 let vl = algo::value_loss(
                     &fwd.values,

@@ -106,8 +106,18 @@ fn new_learner(config: &Config, env: &TaskEnv, settings: &EpisodeSettings) -> Re
             "format warm-up done"
         );
     }
-    let reference = if config.algo.kl_coef > 0.0 { Some(copy_of(config, &policy)?) } else { None };
-    Ok(Learner { policy, optimizer, algo: config.algo.clone(), version: 0, reference })
+    let reference = if config.algo.kl_coef > 0.0 {
+        Some(copy_of(config, &policy)?)
+    } else {
+        None
+    };
+    Ok(Learner {
+        policy,
+        optimizer,
+        algo: config.algo.clone(),
+        version: 0,
+        reference,
+    })
 }
 
 /// An independent copy of `policy`'s current weights (the frozen KL reference).
@@ -198,7 +208,13 @@ pub fn resume(root: &Path, overrides: &[String]) -> Result<Setup> {
         true => new_learner(&config, &env, &settings)?.reference,
         false => None,
     };
-    let learner = Learner { policy, optimizer, algo: config.algo.clone(), version: state.version, reference };
+    let learner = Learner {
+        policy,
+        optimizer,
+        algo: config.algo.clone(),
+        version: state.version,
+        reference,
+    };
     Ok(Setup {
         config,
         env,
