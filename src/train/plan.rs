@@ -43,7 +43,7 @@ pub fn validation_specs(layout: Layout, val_seed: u64, run_seed: u64) -> Vec<Epi
         VALIDATION_BASE,
         layout,
         |g| val_seed + g as u64,
-        run_seed ^ 0x05EE_D0F7_A1,
+        run_seed ^ 0x5_EED0_F7A1,
     )
 }
 
