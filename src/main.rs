@@ -49,6 +49,11 @@ enum Command {
     Train(cli_train::TrainArgs),
     /// Evaluate a checkpoint on the validation instances (no search).
     Eval(cli_train::EvalArgs),
+    /// Write PNG learning curves (success, return, losses, throughput) of a run into RUN_DIR/plots.
+    Plot {
+        /// A run folder (runs/...) holding metrics.jsonl.
+        run_dir: PathBuf,
+    },
     /// Look at, replay, play and benchmark environments.
     Env {
         #[command(subcommand)]
@@ -73,13 +78,7 @@ const EXIT_CONFIG: u8 = 78;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    tsr::progress::init_logging();
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
@@ -120,6 +119,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Train(args) => cli_train::train(args),
         Command::Eval(args) => cli_train::eval(args),
+        Command::Plot { run_dir } => {
+            for file in tsr::plot::plot_run(&run_dir)? {
+                println!("{}", file.display());
+            }
+            Ok(())
+        }
         Command::Env { command } => cli_env::run(command).context("env command failed"),
     }
 }

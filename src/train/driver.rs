@@ -103,7 +103,9 @@ pub fn validate(
         group_size: config.train.val_group_size,
     };
     let specs = validation_specs(layout, config.train.val_seed, config.run.seed);
+    let t = Instant::now();
     let episodes = backend.rollouts(&specs, sampling_for_validation(config), false)?;
+    crate::metrics::record_episodes(&episodes, t.elapsed().as_secs_f64(), false);
     Ok((Outcomes::of(&episodes), episodes))
 }
 
@@ -156,6 +158,7 @@ pub fn train_loop(
         let specs = training_specs(step, layout, tc.train_seed, config.run.seed);
         let episodes = backend.rollouts(&specs, sampling_for_training(config), true)?;
         let rollout_s = t.elapsed().as_secs_f64();
+        crate::metrics::record_episodes(&episodes, rollout_s, true);
         if tc.samples_every > 0 && step % tc.samples_every == 0 {
             run.write_samples(step, &episodes[..episodes.len().min(tc.samples_per_file)])?;
         }
@@ -253,6 +256,7 @@ fn finish(
         validation: None,
     };
     run.log_metrics(&line)?;
+    crate::metrics::record_step(&line);
     on_step(&line);
     Ok(())
 }
@@ -274,6 +278,7 @@ fn save_checkpoint(
         serde_json::to_string_pretty(state)?,
     )?;
     RunDir::mark_complete(&dir)?;
+    crate::metrics::checkpoint_written();
     run.prune_checkpoints(config.train.keep_last, state.best_success.map(|(_, s)| s))?;
     Ok(())
 }
