@@ -145,7 +145,11 @@ fn figures(r: &Records) -> Result<Vec<(&'static str, Vec<Panel>)>, PlotError> {
         ],
     );
     let one = |title, name, pointer| -> Result<Panel, PlotError> {
-        Ok(panel(title, name, vec![r.series(name, field(TRAIN, pointer))?]))
+        Ok(panel(
+            title,
+            name,
+            vec![r.series(name, field(TRAIN, pointer))?],
+        ))
     };
     let losses = vec![
         one("Policy loss", "policy loss", "/update/pg_loss")?,
@@ -240,7 +244,10 @@ fn range(values: impl Iterator<Item = f64>) -> (f64, f64) {
     (lo - pad, hi + pad)
 }
 
-fn draw_panel<DB: DrawingBackend>(area: &DrawingArea<DB, plotters::coord::Shift>, panel: &Panel) -> Result<(), String> {
+fn draw_panel<DB: DrawingBackend>(
+    area: &DrawingArea<DB, plotters::coord::Shift>,
+    panel: &Panel,
+) -> Result<(), String> {
     let finite = |s: &Series| {
         s.points
             .iter()

@@ -22,7 +22,10 @@ fn provisioned_uid() -> String {
     let sources = doc["datasources"].as_sequence().expect("datasources list");
     assert_eq!(sources.len(), 1, "one datasource in {}", path.display());
     assert_eq!(sources[0]["type"].as_str(), Some("prometheus"));
-    sources[0]["uid"].as_str().expect("datasource uid").to_owned()
+    sources[0]["uid"]
+        .as_str()
+        .expect("datasource uid")
+        .to_owned()
 }
 
 #[test]
@@ -58,20 +61,37 @@ fn dashboards_are_well_formed_grafana_json() {
     for Dashboard { file, json, .. } in dashboards() {
         let uid = json["uid"].as_str().expect("dashboard uid");
         assert!(uids.insert(uid.to_owned()), "{file}: uid {uid} used twice");
-        assert!(json["title"].as_str().is_some_and(|t| !t.is_empty()), "{file}: title");
+        assert!(
+            json["title"].as_str().is_some_and(|t| !t.is_empty()),
+            "{file}: title"
+        );
         let panels = json["panels"].as_array().expect("panels");
         assert!(!panels.is_empty(), "{file}: no panels");
         let mut ids = BTreeSet::new();
         for p in panels {
-            assert!(ids.insert(p["id"].as_u64().expect("panel id")), "{file}: panel id twice");
+            assert!(
+                ids.insert(p["id"].as_u64().expect("panel id")),
+                "{file}: panel id twice"
+            );
             let g = &p["gridPos"];
             let (x, w) = (g["x"].as_u64().unwrap(), g["w"].as_u64().unwrap());
-            assert!(x + w <= 24, "{file}: panel {} overflows the grid", p["title"]);
+            assert!(
+                x + w <= 24,
+                "{file}: panel {} overflows the grid",
+                p["title"]
+            );
             let targets = p["targets"].as_array().expect("targets");
-            assert!(!targets.is_empty(), "{file}: panel {} queries nothing", p["title"]);
+            assert!(
+                !targets.is_empty(),
+                "{file}: panel {} queries nothing",
+                p["title"]
+            );
             for t in targets {
                 let expr = t["expr"].as_str().unwrap_or("");
-                assert!(expr.contains("tsr_"), "{file}: {expr:?} names no tsr metric");
+                assert!(
+                    expr.contains("tsr_"),
+                    "{file}: {expr:?} names no tsr metric"
+                );
             }
         }
     }
@@ -114,7 +134,10 @@ fn provisioning_and_compose_point_at_existing_files() {
         .filter(|v| v.starts_with("./"))
         .map(|v| {
             let mut parts = v.split(':');
-            (parts.next().unwrap().to_owned(), parts.next().unwrap().to_owned())
+            (
+                parts.next().unwrap().to_owned(),
+                parts.next().unwrap().to_owned(),
+            )
         })
         .collect();
     for (host, _) in &mounts {
@@ -136,7 +159,9 @@ fn provisioning_and_compose_point_at_existing_files() {
     let home = grafana["environment"]["GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH"]
         .as_str()
         .expect("home dashboard");
-    let home_file = home.strip_prefix(&format!("{path}/")).expect("home is provisioned");
+    let home_file = home
+        .strip_prefix(&format!("{path}/"))
+        .expect("home is provisioned");
     assert!(dir.join(&mounted.0).join(home_file).is_file());
     let prom = &compose["services"]["prometheus"]["volumes"][0];
     assert!(

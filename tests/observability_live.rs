@@ -107,13 +107,19 @@ fn live_smoke_run_passes_promtool_and_feeds_every_dashboard_panel() {
     let config = shipped
         .replace("127.0.0.1:9464", &trainer_addr)
         .replace("5s", "1s");
-    assert!(config.contains(&trainer_addr), "prometheus.yml has no default target");
+    assert!(
+        config.contains(&trainer_addr),
+        "prometheus.yml has no default target"
+    );
     let config_path = tmp.path().join("prometheus.yml");
     std::fs::write(&config_path, config).unwrap();
     let mut prom = Running::start(
         Command::new(prometheus)
             .arg(format!("--config.file={}", config_path.display()))
-            .arg(format!("--storage.tsdb.path={}", tmp.path().join("tsdb").display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                tmp.path().join("tsdb").display()
+            ))
             .arg(format!("--web.listen-address=127.0.0.1:{prom_port}")),
         tmp.path().join("prometheus.log"),
     );
@@ -138,7 +144,11 @@ fn live_smoke_run_passes_promtool_and_feeds_every_dashboard_panel() {
         trainer.assert_alive("the trainer");
         finished_run(&runs)
     });
-    assert!(plots.is_some(), "the run did not finish:\n{}", trainer.log());
+    assert!(
+        plots.is_some(),
+        "the run did not finish:\n{}",
+        trainer.log()
+    );
     let metrics_url = format!("http://{trainer_addr}/metrics");
     let text = get(&metrics_url, None).expect("live /metrics");
 
@@ -169,7 +179,10 @@ fn live_smoke_run_passes_promtool_and_feeds_every_dashboard_panel() {
     let has_type = |name: &str| text.contains(&format!("# TYPE {name} "));
     let missing: Vec<_> = tsr::metrics::ALL.iter().filter(|n| !has_type(n)).collect();
     assert!(missing.is_empty(), "declared but not served: {missing:?}");
-    let has_series = |name: &str| text.lines().any(|l| l.starts_with(name) && !l.starts_with('#'));
+    let has_series = |name: &str| {
+        text.lines()
+            .any(|l| l.starts_with(name) && !l.starts_with('#'))
+    };
     for d in dashboards() {
         for expr in d.exprs() {
             for name in metric_names(&expr) {

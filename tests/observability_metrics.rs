@@ -16,7 +16,13 @@ fn value(text: &str, series: &str) -> f64 {
         .unwrap()
 }
 
-fn episode(id: u64, success: bool, truncated: bool, actions: usize, search: SearchCounts) -> Episode {
+fn episode(
+    id: u64,
+    success: bool,
+    truncated: bool,
+    actions: usize,
+    search: SearchCounts,
+) -> Episode {
     Episode {
         spec: EpisodeSpec {
             id,
@@ -54,7 +60,10 @@ fn init_series_creates_every_declared_metric_at_zero_and_episodes_count_by_outco
     });
     let text = handle.render();
     for name in m::ALL {
-        assert!(text.contains(&format!("# TYPE {name} ")), "{name} missing:\n{text}");
+        assert!(
+            text.contains(&format!("# TYPE {name} ")),
+            "{name} missing:\n{text}"
+        );
     }
     for phase in m::PHASES_ROLLOUT {
         for outcome in m::OUTCOMES {
@@ -63,12 +72,24 @@ fn init_series_creates_every_declared_metric_at_zero_and_episodes_count_by_outco
         }
     }
     for role in m::QUEUE_ROLES {
-        assert_eq!(value(&text, &format!("{}{{role=\"{role}\"}}", m::QUEUE_DEPTH)), 0.0);
+        assert_eq!(
+            value(&text, &format!("{}{{role=\"{role}\"}}", m::QUEUE_DEPTH)),
+            0.0
+        );
     }
-    assert_eq!(value(&text, "tsr_env_steps_total{task=\"frozenlake\"}"), 0.0);
-    assert_eq!(value(&text, "tsr_search_forks_total{search=\"best_of_n\"}"), 0.0);
+    assert_eq!(
+        value(&text, "tsr_env_steps_total{task=\"frozenlake\"}"),
+        0.0
+    );
+    assert_eq!(
+        value(&text, "tsr_search_forks_total{search=\"best_of_n\"}"),
+        0.0
+    );
     let version = env!("CARGO_PKG_VERSION");
-    assert_eq!(value(&text, &format!("tsr_build_info{{version=\"{version}\"}}")), 1.0);
+    assert_eq!(
+        value(&text, &format!("tsr_build_info{{version=\"{version}\"}}")),
+        1.0
+    );
 
     let spent = SearchCounts {
         extra_candidates: 3,
@@ -89,20 +110,41 @@ fn init_series_creates_every_declared_metric_at_zero_and_episodes_count_by_outco
     });
     let text = handle.render();
     let episodes = |phase: &str, outcome: &str| {
-        value(&text, &format!("tsr_episodes_total{{phase=\"{phase}\",outcome=\"{outcome}\"}}"))
+        value(
+            &text,
+            &format!("tsr_episodes_total{{phase=\"{phase}\",outcome=\"{outcome}\"}}"),
+        )
     };
     assert_eq!(episodes("train", "success"), 1.0);
     assert_eq!(episodes("train", "truncated"), 1.0);
     assert_eq!(episodes("train", "failure"), 1.0);
     assert_eq!(episodes("validation", "success"), 1.0);
     assert_eq!(episodes("validation", "failure"), 0.0);
-    assert_eq!(value(&text, "tsr_env_steps_total{task=\"frozenlake\"}"), 7.0);
-    assert_eq!(value(&text, "tsr_search_candidates_total{search=\"best_of_n\"}"), 9.0);
-    assert_eq!(value(&text, "tsr_search_forks_total{search=\"best_of_n\"}"), 12.0);
-    assert_eq!(value(&text, "tsr_search_tokens_total{search=\"best_of_n\"}"), 15.0);
-    assert_eq!(value(&text, "tsr_tokens_generated_total{phase=\"train\"}"), 30.0);
+    assert_eq!(
+        value(&text, "tsr_env_steps_total{task=\"frozenlake\"}"),
+        7.0
+    );
+    assert_eq!(
+        value(&text, "tsr_search_candidates_total{search=\"best_of_n\"}"),
+        9.0
+    );
+    assert_eq!(
+        value(&text, "tsr_search_forks_total{search=\"best_of_n\"}"),
+        12.0
+    );
+    assert_eq!(
+        value(&text, "tsr_search_tokens_total{search=\"best_of_n\"}"),
+        15.0
+    );
+    assert_eq!(
+        value(&text, "tsr_tokens_generated_total{phase=\"train\"}"),
+        30.0
+    );
     // 1.5 s of search over 3 workers busy for 1 s each.
-    assert_eq!(value(&text, "tsr_search_time_ratio{search=\"best_of_n\"}"), 0.5);
+    assert_eq!(
+        value(&text, "tsr_search_time_ratio{search=\"best_of_n\"}"),
+        0.5
+    );
     assert_eq!(value(&text, "tsr_train_success_ratio"), 1.0 / 3.0);
     assert_eq!(value(&text, "tsr_validation_success_ratio"), 1.0);
 }

@@ -51,7 +51,12 @@ fn validation_line(step: u64) -> String {
 /// Width and height from a PNG's IHDR chunk (bytes 16..24), after checking the signature.
 fn png_size(path: &Path) -> (u32, u32) {
     let bytes = std::fs::read(path).unwrap();
-    assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n", "{} is not a PNG", path.display());
+    assert_eq!(
+        &bytes[..8],
+        b"\x89PNG\r\n\x1a\n",
+        "{} is not a PNG",
+        path.display()
+    );
     let be = |b: &[u8]| u32::from_be_bytes([b[0], b[1], b[2], b[3]]);
     (be(&bytes[16..20]), be(&bytes[20..24]))
 }
@@ -62,7 +67,11 @@ fn plot_run_writes_every_figure_from_real_step_lines() {
     let mut lines = vec![validation_line(0)];
     for step in 0..20 {
         // A non-finite loss serializes as null and must leave a gap, not fail the plot.
-        let loss = if step == 7 { f64::NAN } else { 0.1 * step as f64 };
+        let loss = if step == 7 {
+            f64::NAN
+        } else {
+            0.1 * step as f64
+        };
         lines.push(step_line(step, loss));
         if step % 5 == 4 {
             lines.push(validation_line(step + 1));
@@ -100,7 +109,10 @@ fn a_step_line_without_a_field_is_an_error_naming_it() {
     v["update"].as_object_mut().unwrap().remove("entropy");
     std::fs::write(dir.path().join("metrics.jsonl"), format!("{v}\n")).unwrap();
     let err = plot_run(dir.path()).unwrap_err().to_string();
-    assert!(err.contains("line 1") && err.contains("/update/entropy"), "{err}");
+    assert!(
+        err.contains("line 1") && err.contains("/update/entropy"),
+        "{err}"
+    );
 }
 
 #[test]

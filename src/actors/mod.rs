@@ -129,7 +129,8 @@ impl Backend for ActorBackend {
         sampling: Sampling,
         train: bool,
     ) -> anyhow::Result<Vec<Episode>> {
-        metrics::gauge!(crate::metrics::QUEUE_DEPTH, "role" => "search").increment(specs.len() as f64);
+        metrics::gauge!(crate::metrics::QUEUE_DEPTH, "role" => "search")
+            .increment(specs.len() as f64);
         let asks = specs.iter().map(|&spec| {
             self.search.send(RunEpisode {
                 spec,

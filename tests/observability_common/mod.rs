@@ -56,9 +56,14 @@ pub fn dashboards() -> Vec<Dashboard> {
 /// The `tsr_*` metric names an expression uses, in order of first use (label names and
 /// values never start with `tsr_` in our dashboards; quoted strings are skipped anyway).
 pub fn metric_names(expr: &str) -> Vec<String> {
-    let unquoted = regex::Regex::new(r#""[^"]*""#).unwrap().replace_all(expr, "\"\"");
+    let unquoted = regex::Regex::new(r#""[^"]*""#)
+        .unwrap()
+        .replace_all(expr, "\"\"");
     let mut out: Vec<String> = Vec::new();
-    for m in regex::Regex::new(r"\btsr_[a-z0-9_]+").unwrap().find_iter(&unquoted) {
+    for m in regex::Regex::new(r"\btsr_[a-z0-9_]+")
+        .unwrap()
+        .find_iter(&unquoted)
+    {
         if !out.iter().any(|n| n == m.as_str()) {
             out.push(m.as_str().to_owned());
         }
