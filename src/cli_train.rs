@@ -7,11 +7,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use anyhow::{Context, Result};
 use clap::Args;
 use tsr::config::Config;
-use tsr::policy::Policy;
 use tsr::progress::Progress;
-use tsr::train::driver::{Backend, train_loop, validate};
+use tsr::train::driver::{train_loop, validate};
 use tsr::train::serial::SerialBackend;
-use tsr::train::setup::{self, Setup};
+use tsr::train::setup;
 
 use crate::ConfigArgs;
 
@@ -67,37 +66,6 @@ fn install_signal_handlers() -> Arc<AtomicBool> {
     stop
 }
 
-fn backend_for(
-    setup: Setup,
-    deterministic: bool,
-) -> Result<(
-    Box<dyn Backend>,
-    Config,
-    tsr::train::run_dir::RunDir,
-    tsr::train::driver::TrainState,
-)> {
-    let Setup {
-        config,
-        env,
-        learner,
-        settings,
-        run,
-        state,
-    } = setup;
-    let strategy = tsr::search::strategy::Strategy::from_config(&config);
-    let backend: Box<dyn Backend> = if deterministic || config.run.deterministic {
-        Box::new(SerialBackend::new(env, learner, settings, strategy))
-    } else {
-        let mut inference =
-            Policy::from_section(&config.model, learner.policy.tokenizer(), config.run.seed)?;
-        inference.load_weights(&learner.policy.snapshot()?)?;
-        Box::new(tsr::actors::wire(
-            &config, env, learner, inference, settings, strategy,
-        )?)
-    };
-    Ok((backend, config, run, state))
-}
-
 pub fn train(args: TrainArgs) -> Result<()> {
     let setup = match &args.resume {
         Some(dir) => setup::resume(dir, &args.config.overrides)?,
@@ -114,7 +82,12 @@ pub fn train(args: TrainArgs) -> Result<()> {
     tsr::metrics::set_rollout_workers(if serial { 1 } else { c.actors.search_actors });
     eprintln!("run folder: {}", setup.run.root.display());
     let stop = install_signal_handlers();
-    let (mut backend, config, mut run, state) = backend_for(setup, args.deterministic)?;
+    let setup::Running {
+        mut backend,
+        config,
+        mut run,
+        state,
+    } = setup::into_backend(setup, args.deterministic)?;
     let stopper = stop.clone();
     let m = &config.metrics;
     let mut progress = Progress::start(state.next_step, config.train.steps, m.status_interval_s);

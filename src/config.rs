@@ -337,6 +337,8 @@ sections! {
     sokoban: crate::env::sokoban::SokobanConfig,
     /// FrozenLake maps (used when env.task = "frozenlake").
     frozenlake: crate::env::frozenlake::FrozenLakeConfig,
+    /// The policy network: preset or pretrained folder, device, optimiser, generation limits.
+    model: crate::policy::ModelSection,
     /// The RL algorithm (PPO/GRPO), its losses, and which rollouts it trains on.
     algo: crate::algo::config::AlgoConfig,
     /// TSR search during training rollouts.

@@ -9,6 +9,7 @@ use tsr::config::{Config, ConfigError};
 
 mod cli_env;
 mod cli_train;
+mod cli_model;
 
 #[derive(Parser)]
 #[command(
@@ -58,6 +59,11 @@ enum Command {
     Env {
         #[command(subcommand)]
         command: cli_env::EnvCommand,
+    },
+    /// Measure throughput (JSON on stdout).
+    Bench {
+        #[command(subcommand)]
+        command: cli_model::BenchCommand,
     },
 }
 
@@ -126,5 +132,6 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Env { command } => cli_env::run(command).context("env command failed"),
+        Command::Bench { command } => cli_model::run_bench(command).context("bench failed"),
     }
 }

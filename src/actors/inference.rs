@@ -5,6 +5,8 @@
 //!
 //! Shutdown: when every sender is dropped the thread answers what is queued and exits.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -44,22 +46,38 @@ pub enum InferenceMsg {
     },
 }
 
+/// Counts kept by the inference thread for throughput reports (Prometheus has the same as
+/// histograms; these are cheap to read in-process).
+#[derive(Debug, Default)]
+pub struct InferenceStats {
+    pub batches: AtomicU64,
+    pub sequences: AtomicU64,
+    /// Nanoseconds spent generating.
+    pub busy_ns: AtomicU64,
+}
+
 /// Start the inference thread. Its queue holds at most `queue_bound` messages; senders wait.
 pub fn spawn(
     mut policy: Policy,
     mut version: u64,
     limits: BatchLimits,
     queue_bound: usize,
-) -> (Sender<InferenceMsg>, JoinHandle<()>) {
+    stats: Arc<InferenceStats>,
+) -> std::io::Result<(Sender<InferenceMsg>, JoinHandle<()>)> {
     let (tx, rx) = bounded::<InferenceMsg>(queue_bound);
     let handle = std::thread::Builder::new()
         .name("tsr-inference".into())
-        .spawn(move || serve(&mut policy, &mut version, limits, &rx))
-        .expect("spawning the inference thread");
-    (tx, handle)
+        .spawn(move || serve(&mut policy, &mut version, limits, &rx, &stats))?;
+    Ok((tx, handle))
 }
 
-fn serve(policy: &mut Policy, version: &mut u64, limits: BatchLimits, rx: &Receiver<InferenceMsg>) {
+fn serve(
+    policy: &mut Policy,
+    version: &mut u64,
+    limits: BatchLimits,
+    rx: &Receiver<InferenceMsg>,
+    stats: &InferenceStats,
+) {
     let mut batcher: Batcher<Generate> = Batcher::new(limits);
     metrics::gauge!(m::POLICY_VERSION, "role" => "inference").set(*version as f64);
     loop {
@@ -84,7 +102,7 @@ fn serve(policy: &mut Policy, version: &mut u64, limits: BatchLimits, rx: &Recei
             Err(RecvTimeoutError::Disconnected) => {
                 let rest = batcher.drain();
                 if !rest.is_empty() {
-                    run_batch(policy, *version, rest);
+                    run_batch(policy, *version, rest, stats);
                 }
                 return;
             }
@@ -105,16 +123,23 @@ fn serve(policy: &mut Policy, version: &mut u64, limits: BatchLimits, rx: &Recei
         }
         metrics::gauge!(m::QUEUE_DEPTH, "role" => "inference").set(batcher.len() as f64);
         while let Some(batch) = batcher.take(Instant::now()) {
-            run_batch(policy, *version, batch);
+            run_batch(policy, *version, batch, stats);
         }
     }
 }
 
-fn run_batch(policy: &Policy, version: u64, batch: Vec<Generate>) {
+fn run_batch(policy: &Policy, version: u64, batch: Vec<Generate>, stats: &InferenceStats) {
     let started = Instant::now();
     let requests: Vec<GenRequest> = batch.iter().map(|g| g.request.clone()).collect();
     let sequences: usize = requests.iter().map(|r| r.n).sum();
     let result = policy.generate(&requests);
+    stats.batches.fetch_add(1, Ordering::Relaxed);
+    stats
+        .sequences
+        .fetch_add(sequences as u64, Ordering::Relaxed);
+    stats
+        .busy_ns
+        .fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
     metrics::histogram!(m::INFERENCE_BATCH_SIZE).record(sequences as f64);
     metrics::histogram!(m::INFERENCE_LATENCY).record(started.elapsed().as_secs_f64());
     match result {

@@ -44,6 +44,8 @@ pub struct ActorBackend {
     /// The update in flight, if any (at most one: the loop enforces the policy lag).
     pending: Option<Request<LearnerActor, Train>>,
     system: actix::System,
+    /// Batch counts of the inference actor, for throughput reports.
+    pub inference_stats: Arc<inference::InferenceStats>,
     system_thread: Option<std::thread::JoinHandle<()>>,
     inference_thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -63,8 +65,14 @@ pub fn wire(
         max_tokens: a.max_batch_tokens,
         max_wait: Duration::from_secs_f64(a.max_wait_ms / 1000.0),
     };
-    let (inference_tx, inference_thread) =
-        inference::spawn(inference_policy, learner.version, limits, a.queue_bound);
+    let stats = Arc::new(inference::InferenceStats::default());
+    let (inference_tx, inference_thread) = inference::spawn(
+        inference_policy,
+        learner.version,
+        limits,
+        a.queue_bound,
+        stats.clone(),
+    )?;
     let shared_tokenizer = Arc::new(learner.policy.tokenizer().clone());
     let (search_actors, env_actors) = (a.search_actors, a.env_actors);
     let (addrs_tx, addrs_rx) = std::sync::mpsc::channel();
@@ -117,6 +125,7 @@ pub fn wire(
         learner,
         pending: None,
         system,
+        inference_stats: stats,
         system_thread: Some(system_thread),
         inference_thread: Some(inference_thread),
     })
@@ -163,6 +172,14 @@ impl Backend for ActorBackend {
         futures::executor::block_on(pending)
             .map_err(|e| anyhow!("learner mailbox: {e}"))?
             .map_err(|e| anyhow!(e))
+    }
+
+    fn inference_counts(&self) -> Option<(u64, u64)> {
+        use std::sync::atomic::Ordering::Relaxed;
+        Some((
+            self.inference_stats.batches.load(Relaxed),
+            self.inference_stats.sequences.load(Relaxed),
+        ))
     }
 
     fn checkpoint(&mut self, dir: &Path, state: &TrainState) -> anyhow::Result<()> {

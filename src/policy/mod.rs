@@ -1,1 +1,34 @@
 //! The policy: tokenizer, Qwen2-style decoder, sampling, training and checkpoints.
+//!
+//! One set of weights serves two paths: a differentiable full-sequence forward built from candle
+//! ops (training, conformance) and an inference path with a per-sequence KV cache over packed
+//! (ragged) batches, where forked samples share their prompt's cache.
+
+mod arch;
+pub mod bench;
+mod checkpoint;
+mod error;
+mod forward;
+mod generate;
+mod infer;
+mod kernels;
+mod ops;
+mod optim;
+mod params;
+mod policy;
+mod sampling;
+mod section;
+mod tokenizer;
+mod train;
+
+pub use arch::{Arch, preset_arch};
+pub use error::PolicyError;
+pub use forward::ForwardOutput;
+pub use generate::{Finish, GenOutput, GenRequest, Sample};
+pub use optim::{OptStats, PolicyOptimizer};
+pub use params::{Params, Weights};
+pub use policy::Policy;
+pub use sampling::Sampling;
+pub use section::ModelSection;
+pub use tokenizer::{ChatMessage, Tokenizer};
+pub use train::{TrainBatch, TrainForward};

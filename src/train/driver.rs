@@ -31,6 +31,10 @@ pub trait Backend {
     fn finish_update(&mut self) -> anyhow::Result<(UpdateReport, u64)>;
     /// Write a checkpoint of the current weights and optimizer into `dir` (complete on return).
     fn checkpoint(&mut self, dir: &Path, state: &TrainState) -> anyhow::Result<()>;
+    /// Inference batches and sequences served so far, where batching happens.
+    fn inference_counts(&self) -> Option<(u64, u64)> {
+        None
+    }
 }
 
 /// The loop's own state, saved in every checkpoint so a resumed run continues exactly.
@@ -63,6 +67,8 @@ pub struct StepLine {
     pub generated_tokens_per_s: f64,
     pub trained_tokens_per_s: f64,
     pub env_turns: usize,
+    /// Primitive environment actions played in the kept trajectories.
+    pub env_steps: usize,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub validation: Option<Outcomes>,
 }
@@ -116,6 +122,7 @@ struct Pending {
     rollout_s: f64,
     generated: usize,
     turns: usize,
+    steps: usize,
 }
 
 /// Run training from `state` to `config.train.steps`, logging into `run`.
@@ -171,6 +178,11 @@ pub fn train_loop(
             rollout_s,
             generated: episodes.iter().map(|e| e.generated_tokens).sum(),
             turns: episodes.iter().map(|e| e.turns.len()).sum(),
+            steps: episodes
+                .iter()
+                .flat_map(|e| &e.turns)
+                .map(|t| t.actions.len())
+                .sum(),
         };
         backend.start_update(episodes)?;
         pending = Some(p);
@@ -251,6 +263,7 @@ fn finish(
         trained_tokens_per_s: update.tokens_trained as f64
             / (update.time_update_s + update.time_prepare_s).max(1e-9),
         env_turns: p.turns,
+        env_steps: p.steps,
         rollout_s: p.rollout_s,
         update,
         validation: None,

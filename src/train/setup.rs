@@ -203,3 +203,43 @@ pub fn resume(root: &Path, overrides: &[String]) -> Result<Setup> {
         state,
     })
 }
+
+/// A run ready to train: its backend (serial or actors) and the loop's inputs.
+pub struct Running {
+    pub backend: Box<dyn super::driver::Backend>,
+    pub config: Config,
+    pub run: RunDir,
+    pub state: TrainState,
+}
+
+/// Choose the backend: serial in deterministic mode, else the actor system (which gets a second
+/// copy of the weights for its inference actor).
+pub fn into_backend(setup: Setup, deterministic: bool) -> Result<Running> {
+    let Setup {
+        config,
+        env,
+        learner,
+        settings,
+        run,
+        state,
+    } = setup;
+    let strategy = crate::search::strategy::Strategy::from_config(&config);
+    let backend: Box<dyn super::driver::Backend> = if deterministic || config.run.deterministic {
+        Box::new(super::serial::SerialBackend::new(
+            env, learner, settings, strategy,
+        ))
+    } else {
+        let mut inference =
+            Policy::from_section(&config.model, learner.policy.tokenizer(), config.run.seed)?;
+        inference.load_weights(&learner.policy.snapshot()?)?;
+        Box::new(crate::actors::wire(
+            &config, env, learner, inference, settings, strategy,
+        )?)
+    };
+    Ok(Running {
+        backend,
+        config,
+        run,
+        state,
+    })
+}

@@ -1,0 +1,136 @@
+//! The differentiable full-sequence forward pass (training and conformance checks).
+
+use candle_core::{D, Tensor};
+
+use super::ops::{attention_mask, rms_norm, rope, softmax};
+use super::{Policy, PolicyError};
+
+/// What a full forward produces.
+pub struct ForwardOutput {
+    /// `model.norm` output `[B, T, H]`: input of the LM head and the value head.
+    pub normed: Tensor,
+    /// Residual stream `[B, T, H]` before each layer and after the last (HF `hidden_states`
+    /// without the final norm); empty unless asked for.
+    pub residuals: Vec<Tensor>,
+}
+
+impl Policy {
+    /// Forward `ids` `[B][T]` (equal lengths) at `positions` `[B][T]`, where `key_real[b][t]`
+    /// says whether token t of row b may be attended to (false for padding).
+    pub fn forward_full(
+        &self,
+        ids: &[Vec<u32>],
+        positions: &[Vec<u32>],
+        key_real: &[Vec<bool>],
+        keep_residuals: bool,
+    ) -> Result<ForwardOutput, PolicyError> {
+        let a = &self.arch;
+        let b = ids.len();
+        let t = ids.first().map_or(0, Vec::len);
+        if b == 0 || t == 0 || ids.iter().any(|r| r.len() != t) {
+            return Err(PolicyError::Input(
+                "forward_full needs B>0 rows of equal length T>0".into(),
+            ));
+        }
+        self.check_ids(ids.iter().flatten().copied())?;
+        let max_pos = positions.iter().flatten().copied().max().unwrap_or(0) as usize;
+        if max_pos >= self.rope_len() {
+            return Err(PolicyError::Input(format!(
+                "position {max_pos} is beyond the context limit {}",
+                self.rope_len()
+            )));
+        }
+        let dev = &self.device;
+        let flat_ids: Vec<u32> = ids.iter().flatten().copied().collect();
+        let flat_pos: Vec<u32> = positions.iter().flatten().copied().collect();
+        let id_t = Tensor::from_vec(flat_ids, b * t, dev)?;
+        let pos_t = Tensor::from_vec(flat_pos, b * t, dev)?;
+        let cos = self
+            .cos
+            .index_select(&pos_t, 0)?
+            .reshape((b, 1, t, a.head_dim))?;
+        let sin = self
+            .sin
+            .index_select(&pos_t, 0)?
+            .reshape((b, 1, t, a.head_dim))?;
+        let mask = attention_mask(key_real, t, dev)?.unsqueeze(1)?; // [B,1,1,T,T]
+        let p = &self.params;
+        let mut x = p
+            .get("model.embed_tokens.weight")?
+            .index_select(&id_t, 0)?
+            .reshape((b, t, a.hidden_size))?;
+        let mut residuals = Vec::new();
+        let (hq, hkv, hd) = (a.num_heads, a.num_kv_heads, a.head_dim);
+        let group = hq / hkv;
+        let scale = 1.0 / (hd as f64).sqrt();
+        let eps = a.rms_norm_eps;
+        for l in 0..a.num_layers {
+            if keep_residuals {
+                residuals.push(x.clone());
+            }
+            let n = |s: &str| p.get(&format!("model.layers.{l}.{s}"));
+            let h = rms_norm(&x, n("input_layernorm.weight")?, eps)?;
+            let lin = |w: &str, bias: &str| -> Result<Tensor, PolicyError> {
+                Ok(h.broadcast_matmul(&n(w)?.t()?)?.broadcast_add(n(bias)?)?)
+            };
+            let q = lin("self_attn.q_proj.weight", "self_attn.q_proj.bias")?;
+            let k = lin("self_attn.k_proj.weight", "self_attn.k_proj.bias")?;
+            let v = lin("self_attn.v_proj.weight", "self_attn.v_proj.bias")?;
+            // Queries sharing a kv head are stacked along the time axis: [B, KV, G*T, D], so
+            // one matmul per kv head serves its whole group without repeating k and v.
+            let q = q.reshape((b, t, hq, hd))?.transpose(1, 2)?.contiguous()?;
+            let q = rope(&q, &cos, &sin)?.reshape((b, hkv, group * t, hd))?;
+            let k = k.reshape((b, t, hkv, hd))?.transpose(1, 2)?.contiguous()?;
+            let k = rope(&k, &cos, &sin)?;
+            let v = v.reshape((b, t, hkv, hd))?.transpose(1, 2)?.contiguous()?;
+            let scores = (q.matmul(&k.t()?)? * scale)?.reshape((b, hkv, group, t, t))?;
+            let probs = softmax(&scores.broadcast_add(&mask)?)?.reshape((b, hkv, group * t, t))?;
+            let ctx = probs
+                .matmul(&v)?
+                .reshape((b, hq, t, hd))?
+                .transpose(1, 2)?
+                .reshape((b, t, hq * hd))?;
+            let attn = ctx.broadcast_matmul(&n("self_attn.o_proj.weight")?.t()?)?;
+            x = (x + attn)?;
+            let h = rms_norm(&x, n("post_attention_layernorm.weight")?, eps)?;
+            let gate = h.broadcast_matmul(&n("mlp.gate_proj.weight")?.t()?)?;
+            let up = h.broadcast_matmul(&n("mlp.up_proj.weight")?.t()?)?;
+            let act = (candle_nn::ops::silu(&gate)? * up)?;
+            x = (x + act.broadcast_matmul(&n("mlp.down_proj.weight")?.t()?)?)?;
+        }
+        if keep_residuals {
+            residuals.push(x.clone());
+        }
+        let normed = rms_norm(&x, p.get("model.norm.weight")?, eps)?;
+        Ok(ForwardOutput { normed, residuals })
+    }
+
+    /// LM head: `[.., H] -> [.., V]`.
+    pub fn lm_head(&self, normed: &Tensor) -> Result<Tensor, PolicyError> {
+        let w = if self.arch.tie_word_embeddings {
+            self.params.get("model.embed_tokens.weight")?
+        } else {
+            self.params.get("lm_head.weight")?
+        };
+        Ok(normed.broadcast_matmul(&w.t()?)?)
+    }
+
+    /// Value head: `[.., H] -> [..]`.
+    pub fn value_head(&self, normed: &Tensor) -> Result<Tensor, PolicyError> {
+        let w = self.params.get(super::params::VALUE_W)?;
+        let b = self.params.get(super::params::VALUE_B)?;
+        Ok(normed
+            .broadcast_matmul(&w.t()?)?
+            .broadcast_add(b)?
+            .squeeze(D::Minus1)?)
+    }
+
+    /// Logits `[B, T, V]` of unpadded rows of equal length at positions 0..T.
+    pub fn logits_full(&self, ids: &[Vec<u32>]) -> Result<Tensor, PolicyError> {
+        let t = ids.first().map_or(0, Vec::len);
+        let pos: Vec<Vec<u32>> = ids.iter().map(|_| (0..t as u32).collect()).collect();
+        let real: Vec<Vec<bool>> = ids.iter().map(|_| vec![true; t]).collect();
+        let out = self.forward_full(ids, &pos, &real, false)?;
+        self.lm_head(&out.normed)
+    }
+}

@@ -1,0 +1,212 @@
+//! Batched generation with forking: each request's prompt is prefilled once and its `n`
+//! samples decode from that shared cache.
+
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+use super::infer::SeqCache;
+use super::sampling::{logprob_of, sample};
+use super::{Policy, PolicyError, Sampling};
+
+/// One prompt to continue `n` times.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GenRequest {
+    /// Prompt ids (chat template already applied).
+    pub prompt: Vec<u32>,
+    /// Samples to draw from this prompt, all sharing its prefill.
+    pub n: usize,
+    /// New tokens per sample at most; 0 uses `[model] max_new_tokens`.
+    pub max_new_tokens: usize,
+    /// How tokens are drawn.
+    pub sampling: Sampling,
+    /// A sample stops once its decoded text contains one of these.
+    pub stop_strings: Vec<String>,
+    /// Sample i draws from ChaCha8(seed, stream i), whatever else is in the batch.
+    pub seed: u64,
+}
+
+/// Why a sample ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Finish {
+    /// Produced the EOS id (`<|im_end|>`), which is the last token.
+    Eos,
+    /// Its text came to contain a stop string; the token completing it is the last token.
+    Stop,
+    /// Reached its token limit.
+    Length,
+}
+
+/// One continuation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sample {
+    /// New token ids, including the EOS when hit.
+    pub tokens: Vec<u32>,
+    /// Model log-prob of each token at temperature 1 without truncation, i.e. what
+    /// `forward_train` computes for it (usable as PPO's old log-probs).
+    pub logprobs: Vec<f32>,
+    pub finish: Finish,
+}
+
+/// The `n` samples of one request, sample i at index i.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GenOutput {
+    pub samples: Vec<Sample>,
+}
+
+/// A sample being decoded.
+struct Row {
+    req: usize,
+    cache: SeqCache,
+    rng: ChaCha8Rng,
+    tokens: Vec<u32>,
+    logprobs: Vec<f32>,
+    finish: Option<Finish>,
+}
+
+impl Policy {
+    /// Generate for every request in one batch.
+    ///
+    /// Reproducibility: a sample's draws come only from its own RNG and its attention reads
+    /// only its own cache, so its tokens do not depend on what else is in the batch except
+    /// through float rounding in the shared matmuls (gemm may block rows differently for
+    /// different batch sizes, moving logits by ~1e-6 relative). That changes a token only
+    /// when a uniform draw falls within that distance of a boundary of the cumulative
+    /// distribution (or two greedy logits tie within it).
+    pub fn generate(&self, reqs: &[GenRequest]) -> Result<Vec<GenOutput>, PolicyError> {
+        let w = self.infer_weights()?;
+        let eos = self.tokenizer.eos_id();
+        let mut prompts = Vec::with_capacity(reqs.len());
+        let mut limits = Vec::with_capacity(reqs.len());
+        for (i, r) in reqs.iter().enumerate() {
+            let max_new = if r.max_new_tokens == 0 {
+                self.limits.max_new_tokens
+            } else {
+                r.max_new_tokens
+            };
+            if r.prompt.is_empty() {
+                return Err(PolicyError::Input(format!(
+                    "request {i} has an empty prompt"
+                )));
+            }
+            let limit = self.limits.context_limit;
+            if max_new >= limit {
+                return Err(PolicyError::Input(format!(
+                    "request {i}: max_new_tokens {max_new} leaves no room within the context limit {limit}"
+                )));
+            }
+            let room = limit - max_new;
+            let prompt = if r.prompt.len() <= room {
+                r.prompt.as_slice()
+            } else if self.limits.truncate_long_prompts {
+                &r.prompt[r.prompt.len() - room..]
+            } else {
+                return Err(PolicyError::PromptTooLong {
+                    request: i,
+                    len: r.prompt.len(),
+                    limit: room,
+                });
+            };
+            self.check_ids(prompt.iter().copied())?;
+            prompts.push(prompt);
+            limits.push(max_new);
+        }
+        let mut prompt_caches = vec![SeqCache::default(); reqs.len()];
+        let logits = w.forward(&mut prompt_caches, &prompts, false)?;
+        let v = self.arch.vocab_size;
+        let mut rows = Vec::new();
+        for (ri, (req, cache)) in reqs.iter().zip(prompt_caches).enumerate() {
+            let len = cache.len();
+            let prefix = cache.freeze();
+            for i in 0..req.n {
+                let mut rng = ChaCha8Rng::seed_from_u64(req.seed);
+                rng.set_stream(i as u64);
+                let mut row = Row {
+                    req: ri,
+                    cache: SeqCache::forked(&prefix, len),
+                    rng,
+                    tokens: Vec::new(),
+                    logprobs: Vec::new(),
+                    finish: None,
+                };
+                self.push_token(
+                    &mut row,
+                    &logits[ri * v..(ri + 1) * v],
+                    req,
+                    limits[ri],
+                    eos,
+                );
+                rows.push(row);
+            }
+        }
+        loop {
+            let active: Vec<usize> = (0..rows.len())
+                .filter(|&i| rows[i].finish.is_none())
+                .collect();
+            if active.is_empty() {
+                break;
+            }
+            let mut caches: Vec<SeqCache> = active
+                .iter()
+                .map(|&i| std::mem::take(&mut rows[i].cache))
+                .collect();
+            let last: Vec<[u32; 1]> = active
+                .iter()
+                .map(|&i| [*rows[i].tokens.last().unwrap_or(&eos)])
+                .collect();
+            let toks: Vec<&[u32]> = last.iter().map(|t| t.as_slice()).collect();
+            let logits = w.forward(&mut caches, &toks, false)?;
+            for (j, (&i, cache)) in active.iter().zip(caches).enumerate() {
+                let row = &mut rows[i];
+                row.cache = cache;
+                let req = &reqs[row.req];
+                self.push_token(row, &logits[j * v..(j + 1) * v], req, limits[row.req], eos);
+            }
+        }
+        let mut out: Vec<GenOutput> = reqs
+            .iter()
+            .map(|_| GenOutput {
+                samples: Vec::new(),
+            })
+            .collect();
+        for row in rows {
+            out[row.req].samples.push(super::Sample {
+                tokens: row.tokens,
+                logprobs: row.logprobs,
+                finish: row.finish.unwrap_or(Finish::Length),
+            });
+        }
+        Ok(out)
+    }
+
+    fn push_token(
+        &self,
+        row: &mut Row,
+        logits: &[f32],
+        req: &GenRequest,
+        max_new: usize,
+        eos: u32,
+    ) {
+        let tok = sample(logits, &req.sampling, &mut row.rng);
+        row.tokens.push(tok);
+        row.logprobs.push(logprob_of(logits, tok));
+        row.finish = if tok == eos {
+            Some(Finish::Eos)
+        } else if !req.stop_strings.is_empty() && {
+            let text = self.tokenizer.decode(&row.tokens);
+            req.stop_strings
+                .iter()
+                .any(|s| !s.is_empty() && text.contains(s.as_str()))
+        } {
+            Some(Finish::Stop)
+        } else if row.tokens.len() >= max_new {
+            Some(Finish::Length)
+        } else {
+            None
+        };
+        if row.finish.is_some() {
+            // Free the per-sample cache early; the shared prefix lives on while others use it.
+            row.cache = SeqCache::default();
+        }
+    }
+}

@@ -1,0 +1,274 @@
+//! The inference forward: packed (ragged) batches over per-sequence KV caches.
+//!
+//! Sequences of different lengths are concatenated token-wise (no padding), each token carries
+//! its own position, and attention reads only its own sequence's cache. A forked sample's cache
+//! is the prompt's cache (shared, `Arc`) followed by its own tokens, so best-of-N costs one
+//! prompt prefill plus N decodes.
+
+use std::sync::Arc;
+
+use super::kernels::{KvView, attend, linear, par_rows, rms_norm_rows, rope_head, silu_gate};
+use super::{Arch, Params, PolicyError};
+
+/// One layer's weights, fused where that makes matmuls larger (q|k|v, gate|up).
+struct LayerW {
+    ln1: Vec<f32>,
+    qkv_w: Vec<f32>,
+    qkv_b: Vec<f32>,
+    o_w: Vec<f32>,
+    ln2: Vec<f32>,
+    gu_w: Vec<f32>,
+    down_w: Vec<f32>,
+}
+
+/// A detached f32 copy of the weights laid out for the CPU kernels.
+pub struct InferWeights {
+    arch: Arch,
+    embed: Vec<f32>,
+    /// `lm_head.weight` when untied; `None` reuses `embed`.
+    head: Option<Vec<f32>>,
+    norm: Vec<f32>,
+    layers: Vec<LayerW>,
+    /// RoPE tables `[positions, head_dim]`.
+    cos: Vec<f32>,
+    sin: Vec<f32>,
+}
+
+/// Cached keys and values of one layer, `[len, kv_heads * head_dim]` each.
+#[derive(Debug, Clone, Default)]
+pub struct LayerKv {
+    pub k: Vec<f32>,
+    pub v: Vec<f32>,
+}
+
+/// The KV cache of one sequence.
+#[derive(Debug, Clone, Default)]
+pub struct SeqCache {
+    /// Shared prompt cache of forked samples (one entry per layer).
+    pub prefix: Option<Arc<Vec<LayerKv>>>,
+    /// Tokens held in `prefix`.
+    pub prefix_len: usize,
+    /// This sequence's own tokens (one entry per layer).
+    pub own: Vec<LayerKv>,
+    /// Tokens held in `own`.
+    pub own_len: usize,
+}
+
+impl SeqCache {
+    pub fn len(&self) -> usize {
+        self.prefix_len + self.own_len
+    }
+
+    /// A new sequence continuing this one; this one's tokens become a shared prefix.
+    pub fn freeze(self) -> Arc<Vec<LayerKv>> {
+        assert!(
+            self.prefix.is_none(),
+            "only an unforked prompt cache is frozen"
+        );
+        Arc::new(self.own)
+    }
+
+    /// A fresh sequence that continues `prefix` of `len` tokens.
+    pub fn forked(prefix: &Arc<Vec<LayerKv>>, len: usize) -> SeqCache {
+        SeqCache {
+            prefix: Some(prefix.clone()),
+            prefix_len: len,
+            own: Vec::new(),
+            own_len: 0,
+        }
+    }
+
+    fn view(&self, layer: usize) -> KvView<'_> {
+        let empty: (&[f32], &[f32]) = (&[], &[]);
+        let pre = self
+            .prefix
+            .as_ref()
+            .map_or(empty, |p| (p[layer].k.as_slice(), p[layer].v.as_slice()));
+        let own = self
+            .own
+            .get(layer)
+            .map_or(empty, |l| (l.k.as_slice(), l.v.as_slice()));
+        KvView {
+            segments: [pre, own],
+        }
+    }
+}
+
+fn data(p: &Params, name: &str) -> Result<Vec<f32>, PolicyError> {
+    Ok(p.get(name)?
+        .flatten_all()?
+        .to_device(&candle_core::Device::Cpu)?
+        .to_vec1::<f32>()?)
+}
+
+impl InferWeights {
+    pub fn build(arch: &Arch, p: &Params, rope_len: usize) -> Result<InferWeights, PolicyError> {
+        let mut layers = Vec::with_capacity(arch.num_layers);
+        for l in 0..arch.num_layers {
+            let n = |s: &str| data(p, &format!("model.layers.{l}.{s}"));
+            let cat = |parts: &[&str]| -> Result<Vec<f32>, PolicyError> {
+                let mut out = Vec::new();
+                for s in parts {
+                    out.extend(n(s)?);
+                }
+                Ok(out)
+            };
+            layers.push(LayerW {
+                ln1: n("input_layernorm.weight")?,
+                qkv_w: cat(&[
+                    "self_attn.q_proj.weight",
+                    "self_attn.k_proj.weight",
+                    "self_attn.v_proj.weight",
+                ])?,
+                qkv_b: cat(&[
+                    "self_attn.q_proj.bias",
+                    "self_attn.k_proj.bias",
+                    "self_attn.v_proj.bias",
+                ])?,
+                o_w: n("self_attn.o_proj.weight")?,
+                ln2: n("post_attention_layernorm.weight")?,
+                gu_w: cat(&["mlp.gate_proj.weight", "mlp.up_proj.weight"])?,
+                down_w: n("mlp.down_proj.weight")?,
+            });
+        }
+        let (cos, sin) = super::ops::rope_tables_vec(arch.head_dim, arch.rope_theta, rope_len);
+        Ok(InferWeights {
+            arch: arch.clone(),
+            embed: data(p, "model.embed_tokens.weight")?,
+            head: if arch.tie_word_embeddings {
+                None
+            } else {
+                Some(data(p, "lm_head.weight")?)
+            },
+            norm: data(p, "model.norm.weight")?,
+            layers,
+            cos,
+            sin,
+        })
+    }
+
+    fn rope_len(&self) -> usize {
+        self.cos.len() / self.arch.head_dim
+    }
+
+    /// Append `tokens[s]` to sequence `s` for every s, and return logits `[rows, V]` of the
+    /// last appended token of each sequence that appended any (`all = false`), or of every
+    /// appended token in order (`all = true`).
+    pub fn forward(
+        &self,
+        caches: &mut [SeqCache],
+        tokens: &[&[u32]],
+        all: bool,
+    ) -> Result<Vec<f32>, PolicyError> {
+        let a = &self.arch;
+        let (h, d, nh, nkv) = (a.hidden_size, a.head_dim, a.num_heads, a.num_kv_heads);
+        let (qw, kvw, iw) = (nh * d, nkv * d, a.intermediate_size);
+        let eps = a.rms_norm_eps as f32;
+        // Token-wise bookkeeping: which sequence and position each packed row is.
+        let mut seq_of = Vec::new();
+        let mut pos_of = Vec::new();
+        for (s, toks) in tokens.iter().enumerate() {
+            let base = caches[s].len();
+            if base + toks.len() > self.rope_len() {
+                return Err(PolicyError::Input(format!(
+                    "sequence {s} would reach {} tokens, beyond the context limit {}",
+                    base + toks.len(),
+                    self.rope_len()
+                )));
+            }
+            for (j, &t) in toks.iter().enumerate() {
+                if t as usize >= a.vocab_size {
+                    return Err(PolicyError::Input(format!(
+                        "token id {t} is outside the model vocabulary ({})",
+                        a.vocab_size
+                    )));
+                }
+                seq_of.push(s);
+                pos_of.push(base + j);
+            }
+            if caches[s].own.is_empty() {
+                caches[s].own = vec![LayerKv::default(); a.num_layers];
+            }
+        }
+        let n = seq_of.len();
+        let mut x = Vec::with_capacity(n * h);
+        for toks in tokens {
+            for &t in toks.iter() {
+                x.extend_from_slice(&self.embed[t as usize * h..(t as usize + 1) * h]);
+            }
+        }
+        let (mut hbuf, mut qkv, mut attn, mut proj, mut gu, mut act) = (
+            Vec::new(),
+            Vec::new(),
+            vec![0.0; n * qw],
+            Vec::new(),
+            Vec::new(),
+            Vec::new(),
+        );
+        for (l, w) in self.layers.iter().enumerate() {
+            rms_norm_rows(&x, &w.ln1, eps, &mut hbuf);
+            linear(
+                &hbuf,
+                n,
+                h,
+                &w.qkv_w,
+                qw + 2 * kvw,
+                Some(&w.qkv_b),
+                &mut qkv,
+            );
+            let width = qw + 2 * kvw;
+            for (row, &p) in qkv.chunks_exact_mut(width).zip(&pos_of) {
+                let (cos, sin) = (&self.cos[p * d..(p + 1) * d], &self.sin[p * d..(p + 1) * d]);
+                for head in row[..qw + kvw].chunks_exact_mut(d) {
+                    rope_head(head, cos, sin);
+                }
+            }
+            for (row, &s) in qkv.chunks_exact(width).zip(&seq_of) {
+                let kv = &mut caches[s].own[l];
+                kv.k.extend_from_slice(&row[qw..qw + kvw]);
+                kv.v.extend_from_slice(&row[qw + kvw..]);
+            }
+            let caches_ref = &*caches;
+            let qkv_ref = &qkv;
+            let work = pos_of.iter().map(|p| (p + 1) * qw).sum::<usize>();
+            par_rows(&mut attn, qw, work, |i, out| {
+                let mut scratch = Vec::new();
+                let view = caches_ref[seq_of[i]].view(l);
+                let q = &qkv_ref[i * width..i * width + qw];
+                attend(q, &view, pos_of[i] + 1, nh, nkv, d, &mut scratch, out);
+            });
+            linear(&attn, n, qw, &w.o_w, h, None, &mut proj);
+            x.iter_mut().zip(&proj).for_each(|(x, p)| *x += p);
+            rms_norm_rows(&x, &w.ln2, eps, &mut hbuf);
+            linear(&hbuf, n, h, &w.gu_w, 2 * iw, None, &mut gu);
+            silu_gate(&gu, iw, &mut act);
+            linear(&act, n, iw, &w.down_w, h, None, &mut proj);
+            x.iter_mut().zip(&proj).for_each(|(x, p)| *x += p);
+        }
+        for (s, toks) in tokens.iter().enumerate() {
+            caches[s].own_len += toks.len();
+        }
+        let rows: Vec<usize> = if all {
+            (0..n).collect()
+        } else {
+            let mut last = Vec::new();
+            let mut end = 0;
+            for toks in tokens {
+                end += toks.len();
+                if !toks.is_empty() {
+                    last.push(end - 1);
+                }
+            }
+            last
+        };
+        let picked: Vec<f32> = rows
+            .iter()
+            .flat_map(|&r| x[r * h..(r + 1) * h].iter().copied())
+            .collect();
+        rms_norm_rows(&picked, &self.norm, eps, &mut hbuf);
+        let head = self.head.as_deref().unwrap_or(&self.embed);
+        let mut logits = Vec::new();
+        linear(&hbuf, rows.len(), h, head, a.vocab_size, None, &mut logits);
+        Ok(logits)
+    }
+}

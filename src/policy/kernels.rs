@@ -1,0 +1,191 @@
+//! Plain f32 CPU kernels for the inference path: no graph, no per-op allocation.
+
+use rayon::prelude::*;
+
+/// Work (multiply-adds) below which splitting across threads costs more than it saves.
+const PAR_THRESHOLD: usize = 1 << 18;
+
+/// `out[m, n] = x[m, k] @ w^T` where `w` is `[n, k]` row-major (the HF `[out, in]` layout),
+/// plus `bias[n]` when given.
+pub fn linear(
+    x: &[f32],
+    m: usize,
+    k: usize,
+    w: &[f32],
+    n: usize,
+    bias: Option<&[f32]>,
+    out: &mut Vec<f32>,
+) {
+    debug_assert_eq!(x.len(), m * k);
+    debug_assert_eq!(w.len(), n * k);
+    out.clear();
+    out.resize(m * n, 0.0);
+    if m == 0 {
+        return;
+    }
+    let par = if m * n * k >= PAR_THRESHOLD {
+        gemm::Parallelism::Rayon(rayon::current_num_threads())
+    } else {
+        gemm::Parallelism::None
+    };
+    // SAFETY: every pointer covers the extent implied by its (m, n, k, strides), checked above.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            out.as_mut_ptr(),
+            1,
+            n as isize,
+            false,
+            x.as_ptr(),
+            1,
+            k as isize,
+            w.as_ptr(),
+            k as isize,
+            1,
+            0.0,
+            1.0,
+            false,
+            false,
+            false,
+            par,
+        );
+    }
+    if let Some(b) = bias {
+        for row in out.chunks_exact_mut(n) {
+            for (o, bv) in row.iter_mut().zip(b) {
+                *o += bv;
+            }
+        }
+    }
+}
+
+/// RMSNorm of each `h`-wide row of `x` into `out`.
+pub fn rms_norm_rows(x: &[f32], w: &[f32], eps: f32, out: &mut Vec<f32>) {
+    let h = w.len();
+    out.clear();
+    out.resize(x.len(), 0.0);
+    for (row, o) in x.chunks_exact(h).zip(out.chunks_exact_mut(h)) {
+        let ms = row.iter().map(|v| v * v).sum::<f32>() / h as f32;
+        let inv = 1.0 / (ms + eps).sqrt();
+        for ((o, v), wv) in o.iter_mut().zip(row).zip(w) {
+            *o = v * inv * wv;
+        }
+    }
+}
+
+/// Rotate-half RoPE in place on one head vector at the angles of `cos`/`sin` rows.
+#[inline]
+pub fn rope_head(x: &mut [f32], cos: &[f32], sin: &[f32]) {
+    let half = x.len() / 2;
+    for j in 0..half {
+        let (a, b) = (x[j], x[j + half]);
+        x[j] = a * cos[j] - b * sin[j];
+        x[j + half] = b * cos[j + half] + a * sin[j + half];
+    }
+}
+
+/// `silu(gate) * up` where each row of `gu` is `[gate (i) | up (i)]`.
+pub fn silu_gate(gu: &[f32], i: usize, out: &mut Vec<f32>) {
+    out.clear();
+    out.reserve(gu.len() / 2);
+    for row in gu.chunks_exact(2 * i) {
+        let (g, u) = row.split_at(i);
+        out.extend(g.iter().zip(u).map(|(g, u)| g / (1.0 + (-g).exp()) * u));
+    }
+}
+
+/// Dot product in 8 independent lanes so the compiler vectorises it.
+#[inline]
+pub fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0.0f32; 8];
+    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    let (ra, rb) = (ca.remainder(), cb.remainder());
+    for (x, y) in ca.zip(cb) {
+        for l in 0..8 {
+            acc[l] += x[l] * y[l];
+        }
+    }
+    let mut s: f32 = acc.iter().sum();
+    for (x, y) in ra.iter().zip(rb) {
+        s += x * y;
+    }
+    s
+}
+
+/// Key/value rows of one sequence in one layer, as slices of `[len, kv_heads * head_dim]`
+/// segments: a shared prefix first (the prompt of forked samples), then the sequence's own.
+pub struct KvView<'a> {
+    pub segments: [(&'a [f32], &'a [f32]); 2],
+}
+
+/// Attention of one query token (all heads, `q` is `[heads * d]`) over the first `upto` cached
+/// positions of `kv`; writes `[heads * d]` into `out`. `scratch` holds the scores.
+pub fn attend(
+    q: &[f32],
+    kv: &KvView<'_>,
+    upto: usize,
+    heads: usize,
+    kv_heads: usize,
+    d: usize,
+    scratch: &mut Vec<f32>,
+    out: &mut [f32],
+) {
+    let group = heads / kv_heads;
+    let row = kv_heads * d;
+    let scale = 1.0 / (d as f32).sqrt();
+    for h in 0..heads {
+        let g = h / group;
+        let qh = &q[h * d..(h + 1) * d];
+        scratch.clear();
+        let mut left = upto;
+        for (k, _) in kv.segments {
+            let take = left.min(k.len() / row);
+            for p in 0..take {
+                scratch.push(dot(qh, &k[p * row + g * d..p * row + (g + 1) * d]) * scale);
+            }
+            left -= take;
+        }
+        let max = scratch.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        let mut sum = 0.0;
+        for s in scratch.iter_mut() {
+            *s = (*s - max).exp();
+            sum += *s;
+        }
+        let inv = 1.0 / sum;
+        let oh = &mut out[h * d..(h + 1) * d];
+        oh.fill(0.0);
+        let mut idx = 0;
+        let mut left = upto;
+        for (_, v) in kv.segments {
+            let take = left.min(v.len() / row);
+            for p in 0..take {
+                let wgt = scratch[idx] * inv;
+                idx += 1;
+                for (o, vv) in oh
+                    .iter_mut()
+                    .zip(&v[p * row + g * d..p * row + (g + 1) * d])
+                {
+                    *o += wgt * vv;
+                }
+            }
+            left -= take;
+        }
+    }
+}
+
+/// Run `f(i, chunk_i)` over the `width`-wide chunks of `out`, in parallel when the total work
+/// is worth it.
+pub fn par_rows<F>(out: &mut [f32], width: usize, work: usize, f: F)
+where
+    F: Fn(usize, &mut [f32]) + Sync + Send,
+{
+    if work >= PAR_THRESHOLD && rayon::current_num_threads() > 1 {
+        out.par_chunks_mut(width)
+            .enumerate()
+            .for_each(|(i, c)| f(i, c));
+    } else {
+        out.chunks_mut(width).enumerate().for_each(|(i, c)| f(i, c));
+    }
+}

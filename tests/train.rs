@@ -1,0 +1,232 @@
+//! End-to-end training runs through the `tsr` binary, kept tiny: determinism, exact resume,
+//! the actor system, and `tsr eval`.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn tsr() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_tsr"));
+    c.current_dir(env!("CARGO_MANIFEST_DIR"));
+    c
+}
+
+/// Overrides that make the smoke config a few seconds long.
+fn tiny(out: &Path) -> Vec<String> {
+    [
+        format!(
+            "run.out_dir={}",
+            toml::Value::String(out.display().to_string())
+        ),
+        "train.format_warmup_steps=3".into(),
+        "train.format_warmup_batch=4".into(),
+        "train.val_groups=2".into(),
+        "train.val_group_size=2".into(),
+        "train.val_every=0".into(),
+        "algo.env_groups=2".into(),
+        "algo.group_size=2".into(),
+        "model.max_new_tokens=12".into(),
+        "metrics.listen=\"127.0.0.1:0\"".into(),
+    ]
+    .into_iter()
+    .collect()
+}
+
+fn train(out: &Path, extra: &[&str], flags: &[&str]) -> PathBuf {
+    let mut cmd = tsr();
+    cmd.args(["train", "--config", "config/smoke.toml"])
+        .args(flags);
+    for o in tiny(out)
+        .iter()
+        .map(String::as_str)
+        .chain(extra.iter().copied())
+    {
+        cmd.args(["-c", o]);
+    }
+    let output = cmd.output().expect("run tsr train");
+    assert!(
+        output.status.success(),
+        "tsr train failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    only_run(out)
+}
+
+fn only_run(out: &Path) -> PathBuf {
+    let runs: Vec<PathBuf> = std::fs::read_dir(out)
+        .expect("out dir")
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    assert_eq!(runs.len(), 1, "one run folder in {}", out.display());
+    runs[0].clone()
+}
+
+/// metrics.jsonl without the fields that measure time.
+fn metrics_without_timing(run: &Path) -> Vec<serde_json::Value> {
+    let text = std::fs::read_to_string(run.join("metrics.jsonl")).expect("metrics.jsonl");
+    text.lines()
+        .map(|l| {
+            let mut v: serde_json::Value = serde_json::from_str(l).expect("json line");
+            strip_timing(&mut v);
+            v
+        })
+        .collect()
+}
+
+fn strip_timing(v: &mut serde_json::Value) {
+    if let Some(map) = v.as_object_mut() {
+        map.retain(|k, _| !(k.ends_with("_s") || k.ends_with("_per_s") || k.starts_with("time_")));
+        for child in map.values_mut() {
+            strip_timing(child);
+        }
+    }
+}
+
+fn checkpoint(run: &Path, step: u64) -> PathBuf {
+    let dir = run.join("checkpoints").join(format!("step-{step:06}"));
+    assert!(
+        dir.join("COMPLETE").is_file(),
+        "{} is complete",
+        dir.display()
+    );
+    dir
+}
+
+fn weights(dir: &Path) -> Vec<u8> {
+    std::fs::read(dir.join("model.safetensors")).expect("model.safetensors")
+}
+
+#[test]
+fn deterministic_runs_are_identical_bit_for_bit() {
+    let (a, b) = (
+        tempfile::tempdir().expect("tmp"),
+        tempfile::tempdir().expect("tmp"),
+    );
+    let ra = train(a.path(), &["train.steps=2"], &["--deterministic"]);
+    let rb = train(b.path(), &["train.steps=2"], &["--deterministic"]);
+    let (ma, mb) = (metrics_without_timing(&ra), metrics_without_timing(&rb));
+    assert_eq!(
+        ma.iter().filter(|l| l["kind"] == "train").count(),
+        2,
+        "one line per step"
+    );
+    assert_eq!(ma, mb, "same seed, same metrics");
+    assert_eq!(
+        weights(&checkpoint(&ra, 2)),
+        weights(&checkpoint(&rb, 2)),
+        "same seed, same weights"
+    );
+}
+
+#[test]
+fn resume_continues_exactly_where_it_stopped() {
+    let (a, b) = (
+        tempfile::tempdir().expect("tmp"),
+        tempfile::tempdir().expect("tmp"),
+    );
+    let whole = train(
+        a.path(),
+        &["train.steps=4", "train.checkpoint_every=2"],
+        &["--deterministic"],
+    );
+    let half = train(
+        b.path(),
+        &["train.steps=2", "train.checkpoint_every=2"],
+        &["--deterministic"],
+    );
+    let mut cmd = tsr();
+    cmd.args(["train", "--deterministic", "--resume"])
+        .arg(&half)
+        .args(["-c", "train.steps=4"]);
+    let out = cmd.output().expect("resume");
+    assert!(
+        out.status.success(),
+        "resume failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        weights(&checkpoint(&whole, 4)),
+        weights(&checkpoint(&half, 4)),
+        "2 + 2 steps equal 4 steps"
+    );
+    let steps = |run: &Path| -> Vec<u64> {
+        metrics_without_timing(run)
+            .iter()
+            .filter(|l| l["kind"] == "train")
+            .filter_map(|l| l["step"].as_u64())
+            .collect()
+    };
+    assert_eq!(
+        steps(&half),
+        vec![0, 1, 2, 3],
+        "no step trained twice or lost"
+    );
+    let strip_version_free = |run: &Path| -> Vec<serde_json::Value> {
+        metrics_without_timing(run)
+            .into_iter()
+            .filter(|l| l["kind"] == "train")
+            .collect()
+    };
+    assert_eq!(
+        strip_version_free(&whole),
+        strip_version_free(&half),
+        "same per-step metrics"
+    );
+}
+
+#[test]
+fn actor_system_trains_and_eval_reads_its_checkpoint() {
+    let out = tempfile::tempdir().expect("tmp");
+    let run = train(
+        out.path(),
+        &[
+            "train.steps=2",
+            "actors.search_actors=3",
+            "actors.env_actors=2",
+        ],
+        &[],
+    );
+    let lines = metrics_without_timing(&run);
+    let train_lines: Vec<_> = lines.iter().filter(|l| l["kind"] == "train").collect();
+    assert_eq!(train_lines.len(), 2);
+    for l in &train_lines {
+        assert_eq!(
+            l["train"]["episodes"], 4,
+            "env_groups x group_size episodes per step"
+        );
+    }
+    let ckpt = checkpoint(&run, 2);
+    let eval = tsr()
+        .args(["eval", "--checkpoint"])
+        .arg(&ckpt)
+        .output()
+        .expect("eval");
+    assert!(
+        eval.status.success(),
+        "eval failed: {}",
+        String::from_utf8_lossy(&eval.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&eval.stdout).expect("eval prints JSON");
+    let rate = v["validation"]["success_rate"]
+        .as_f64()
+        .expect("success rate");
+    assert!((0.0..=1.0).contains(&rate));
+    assert_eq!(
+        v["validation"]["episodes"],
+        2 * 2,
+        "val_groups x val_group_size episodes"
+    );
+}
+
+#[test]
+fn resume_of_a_folder_that_is_not_a_run_is_a_clear_error() {
+    let out = tempfile::tempdir().expect("tmp");
+    let result = tsr()
+        .args(["train", "--resume"])
+        .arg(out.path())
+        .output()
+        .expect("run");
+    assert!(!result.status.success());
+    let err = String::from_utf8_lossy(&result.stderr);
+    assert!(err.contains("not a run folder"), "{err}");
+}
