@@ -129,7 +129,7 @@ fn live_smoke_run_passes_promtool_and_feeds_every_dashboard_panel() {
     let mut trainer = Running::start(
         Command::new(env!("CARGO_BIN_EXE_tsr"))
             .args(["train", "--config", smoke])
-            .args(["-c", "train.steps=2", "-c", "train.format_warmup_steps=5"])
+            .args(["-c", "train.steps=2", "-c", "train.format_warmup_steps=0"])
             .args(["-c", "train.val_groups=2", "-c", "metrics.linger_s=120"])
             .arg("-c")
             .arg(format!("metrics.listen=\"{trainer_addr}\""))

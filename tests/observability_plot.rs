@@ -32,6 +32,7 @@ fn step_line(step: u64, loss: f64) -> String {
         generated_tokens_per_s: 1000.0 + step as f64,
         trained_tokens_per_s: 3000.0,
         env_turns: 40,
+        env_steps: 60,
         validation: None,
     };
     serde_json::to_string(&line).unwrap()

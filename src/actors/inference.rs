@@ -125,6 +125,7 @@ fn serve(
         while let Some(batch) = batcher.take(Instant::now()) {
             run_batch(policy, *version, batch, stats);
         }
+        metrics::gauge!(m::QUEUE_DEPTH, "role" => "inference").set(batcher.len() as f64);
     }
 }
 
