@@ -232,6 +232,16 @@ fn draw_figure(path: &Path, panels: &[Panel]) -> Result<(), String> {
     root.present().map_err(|e| e.to_string())
 }
 
+/// Curves with at most this many points get a marker on each.
+const MAX_MARKED: usize = 40;
+
+/// A y tick: at most four decimals, no trailing zeros, and never "-0".
+fn tick(v: f64) -> String {
+    let s = format!("{v:.4}");
+    let s = s.trim_end_matches('0').trim_end_matches('.');
+    if s == "-0" { "0".into() } else { s.into() }
+}
+
 /// Axis range with a margin, never empty (a flat curve still gets a visible band).
 fn range(values: impl Iterator<Item = f64>) -> (f64, f64) {
     let (lo, hi) = values.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
@@ -240,7 +250,11 @@ fn range(values: impl Iterator<Item = f64>) -> (f64, f64) {
     if !lo.is_finite() || !hi.is_finite() {
         return (0.0, 1.0);
     }
-    let pad = ((hi - lo) * 0.05).max(hi.abs().max(1.0) * 1e-3);
+    let pad = if hi - lo > 1e-9 {
+        (hi - lo) * 0.05
+    } else {
+        (hi.abs() * 0.1).max(0.1)
+    };
     (lo - pad, hi + pad)
 }
 
@@ -272,6 +286,10 @@ fn draw_panel<DB: DrawingBackend>(
         .configure_mesh()
         .x_desc("training step")
         .y_desc(panel.y_label)
+        // Steps are whole numbers: no more labels than steps, so none repeats.
+        .x_labels(((x1 - x0).floor() as usize + 1).clamp(2, 10))
+        .x_label_formatter(&|x| format!("{x:.0}"))
+        .y_label_formatter(&|y| tick(*y))
         .label_style((FONT, 16))
         .axis_desc_style((FONT, 18))
         .light_line_style(RGBColor(235, 235, 235))
@@ -285,10 +303,13 @@ fn draw_panel<DB: DrawingBackend>(
             .map_err(err)?
             .label(*name)
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 24, y)], style));
-        // Markers show single points (a validation run once) that a line alone would hide.
-        chart
-            .draw_series(points.iter().map(|&p| Circle::new(p, 3, color.filled())))
-            .map_err(err)?;
+        // Markers show sparse points (a validation every few steps, or only one) that a line
+        // alone would hide; on long curves they would only blur the line.
+        if points.len() <= MAX_MARKED {
+            chart
+                .draw_series(points.iter().map(|&p| Circle::new(p, 3, color.filled())))
+                .map_err(err)?;
+        }
     }
     if curves.len() > 1 {
         chart
