@@ -243,3 +243,70 @@ fn spawn_printer(
         .spawn(run)
         .ok()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clock_reads_like_a_stopwatch() {
+        assert_eq!(clock(Duration::from_secs(6)), "6s");
+        assert_eq!(clock(Duration::from_secs(4 * 60 + 5)), "4m05s");
+        assert_eq!(clock(Duration::from_secs(3600 + 2 * 60 + 3)), "1h02m03s");
+    }
+
+    #[test]
+    fn status_line_shows_step_success_return_rate_and_eta() {
+        let s = Snapshot {
+            done: 12,
+            total: 200,
+            success: 0.125,
+            mean_return: -0.42,
+            tokens_per_s: 1234.4,
+            eta: Some(Duration::from_secs(17 * 60 + 2)),
+        };
+        let line = status_line(&s, Duration::from_secs(63));
+        assert_eq!(
+            line,
+            "status step 12/200 (6%) success 12.5% return -0.42 gen 1234 tok/s elapsed 1m03s eta 17m02s"
+        );
+        let unknown = status_line(&Snapshot::default(), Duration::ZERO);
+        assert!(
+            unknown.contains("step 0/0 (0%)") && unknown.ends_with("eta ?"),
+            "{unknown}"
+        );
+    }
+
+    #[test]
+    fn eta_comes_from_this_process_steps_only() {
+        // A resumed run that started at step 50 of 100 and did 10 steps in 100 s has 40 left:
+        // 400 s, not a pace diluted by the 50 steps an earlier process ran.
+        let mut p = Progress::start(50, 100, 3600.0);
+        p.started = Instant::now() - Duration::from_secs(100);
+        let line = StepLine {
+            kind: "train",
+            step: 59,
+            version: 60,
+            wall_s: 0.0,
+            train: crate::train::plan::Outcomes {
+                success_rate: 0.25,
+                mean_return: 0.5,
+                ..Default::default()
+            },
+            update: Default::default(),
+            rollout_s: 1.0,
+            generated_tokens: 10,
+            generated_tokens_per_s: 10.0,
+            trained_tokens_per_s: 5.0,
+            env_turns: 1,
+            env_steps: 1,
+            validation: None,
+        };
+        p.on_step(&line);
+        let s = p.shared.snapshot.lock().unwrap().0.clone();
+        assert_eq!((s.done, s.success, s.mean_return), (60, 0.25, 0.5));
+        let eta = s.eta.expect("an estimate after a step").as_secs_f64();
+        assert!((eta - 400.0).abs() < 1.0, "eta {eta}");
+        p.finish();
+    }
+}
