@@ -66,20 +66,31 @@ fn install_signal_handlers() -> Arc<AtomicBool> {
     stop
 }
 
-pub fn train(args: TrainArgs) -> Result<()> {
-    let setup = match &args.resume {
-        Some(dir) => setup::resume(dir, &args.config.overrides)?,
-        None => setup::fresh(args.config.load()?)?,
-    };
-    if let Some(addr) =
-        tsr::metrics::serve(&setup.config.metrics.listen).map_err(anyhow::Error::msg)?
-    {
+/// Serve `/metrics` with every series at 0 (before a fresh run's format warm-up, so the run
+/// shows up in Prometheus from its start).
+fn start_metrics(c: &Config, deterministic: bool) -> Result<()> {
+    if let Some(addr) = tsr::metrics::serve(&c.metrics.listen).map_err(anyhow::Error::msg)? {
         tracing::info!("serving metrics on http://{addr}/metrics");
     }
-    let c = &setup.config;
     tsr::metrics::init_series(&c.env.task, &c.search.kind);
-    let serial = args.deterministic || c.run.deterministic;
+    let serial = deterministic || c.run.deterministic;
     tsr::metrics::set_rollout_workers(if serial { 1 } else { c.actors.search_actors });
+    Ok(())
+}
+
+pub fn train(args: TrainArgs) -> Result<()> {
+    let setup = match &args.resume {
+        Some(dir) => {
+            let setup = setup::resume(dir, &args.config.overrides)?;
+            start_metrics(&setup.config, args.deterministic)?;
+            setup
+        }
+        None => {
+            let config = args.config.load()?;
+            start_metrics(&config, args.deterministic)?;
+            setup::fresh(config)?
+        }
+    };
     eprintln!("run folder: {}", setup.run.root.display());
     let stop = install_signal_handlers();
     let setup::Running {
