@@ -83,6 +83,13 @@ enum ConfigCommand {
 const EXIT_CONFIG: u8 = 78;
 
 fn main() -> ExitCode {
+    // candle's elementwise thread pool spins while it waits; on 2 shared cores it costs more than
+    // it gives (the heavy kernels use rayon and gemm). Only when the user did not choose.
+    if std::env::var_os("CANDLE_NUM_THREADS").is_none() {
+        // SAFETY: set before any other thread of this process exists or reads the environment.
+        unsafe { std::env::set_var("CANDLE_NUM_THREADS", "1") };
+    }
+    tsr::policy::tune_allocator();
     let cli = Cli::parse();
     tsr::progress::init_logging();
     match run(cli) {

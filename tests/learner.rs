@@ -73,6 +73,8 @@ fn episodes(l: &Learner, returns: &[f64]) -> Vec<Episode> {
                 generated_tokens: reply.len(),
                 search: SearchCounts::default(),
                 truncated: false,
+                seconds: 0.0,
+                optimal_len: None,
             }
         })
         .collect()

@@ -10,6 +10,7 @@ pub mod reply;
 pub mod sokoban;
 pub mod task;
 pub mod turn;
+pub mod webshop;
 
 pub use reply::{ParsedReply, parse_reply};
 pub use task::{TaskEnv, TaskKind};
@@ -40,12 +41,12 @@ pub enum EnvError {
         line: usize,
         problem: String,
     },
-    #[error("cannot read {file}: {source}")]
+    #[error("cannot read {file}")]
     Io {
         file: String,
         source: std::io::Error,
     },
-    #[error("unknown environment {0:?} (known: sokoban, frozenlake)")]
+    #[error("unknown environment {0:?} (known: sokoban, frozenlake, webshop)")]
     UnknownTask(String),
     #[error("{0}")]
     Invalid(String),

@@ -162,6 +162,10 @@ pub struct Episode {
     pub search: SearchCounts,
     /// The episode hit the context limit and was cut short.
     pub truncated: bool,
+    /// Wall time spent playing it (search included), seconds.
+    pub seconds: f64,
+    /// The optimal solution length of its instance, where the task knows it (Sokoban).
+    pub optimal_len: Option<usize>,
 }
 
 /// The token sequence being built.
@@ -242,6 +246,8 @@ impl EpisodeState {
             generated_tokens: 0,
             search: SearchCounts::default(),
             truncated: false,
+            seconds: 0.0,
+            optimal_len: None,
         };
         Ok(Self {
             seq,
@@ -291,13 +297,15 @@ impl EpisodeState {
             return Ok(false);
         }
         let left = settings.rules.max_actions_per_episode - self.used;
-        let user = prompt::user_text(
-            settings.form,
-            &env.observation()?,
-            self.turn + 1,
-            left,
-            self.last,
-        );
+        let mut state = env.observation()?;
+        if env.kind() == TaskKind::WebShop {
+            // WebShop's actions change with the page, so every turn lists them.
+            state.push_str(&format!(
+                "\nAvailable actions: {}",
+                env.action_names().join(", ")
+            ));
+        }
+        let user = prompt::user_text(settings.form, &state, self.turn + 1, left, self.last);
         let head = format!(
             "{}{}",
             prompt::message("user", &user),

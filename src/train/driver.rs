@@ -110,9 +110,28 @@ pub fn validate(
     };
     let specs = validation_specs(layout, config.train.val_seed, config.run.seed);
     let t = Instant::now();
-    let episodes = backend.rollouts(&specs, sampling_for_validation(config), false)?;
+    let mut episodes = backend.rollouts(&specs, sampling_for_validation(config), false)?;
     crate::metrics::record_episodes(&episodes, t.elapsed().as_secs_f64(), false);
+    annotate_optimal_lengths(config, &mut episodes);
     Ok((Outcomes::of(&episodes), episodes))
+}
+
+/// Fill in each Sokoban episode's optimal solution length (from the BFS solver), so validation
+/// can report success by difficulty: most short rooms are solved even by a random policy.
+fn annotate_optimal_lengths(config: &Config, episodes: &mut [Episode]) {
+    if config.env.task != "sokoban" {
+        return;
+    }
+    let Ok(crate::env::TaskEnv::Sokoban(mut env)) = super::setup::build_env(config) else {
+        return;
+    };
+    let mut cache = std::collections::HashMap::new();
+    for e in episodes {
+        e.optimal_len = *cache.entry(e.spec.env_seed).or_insert_with(|| {
+            crate::env::Env::reset(&mut env, e.spec.env_seed);
+            env.optimal_solution_len()
+        });
+    }
 }
 
 /// A step whose episodes are played and whose update is in flight.
