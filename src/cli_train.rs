@@ -68,13 +68,11 @@ fn install_signal_handlers() -> Arc<AtomicBool> {
 
 /// Serve `/metrics` with every series at 0 (before a fresh run's format warm-up, so the run
 /// shows up in Prometheus from its start).
-fn start_metrics(c: &Config, deterministic: bool) -> Result<()> {
+fn start_metrics(c: &Config) -> Result<()> {
     if let Some(addr) = tsr::metrics::serve(&c.metrics.listen).map_err(anyhow::Error::msg)? {
         tracing::info!("serving metrics on http://{addr}/metrics");
     }
     tsr::metrics::init_series(&c.env.task, &c.search.kind);
-    let serial = deterministic || c.run.deterministic;
-    tsr::metrics::set_rollout_workers(if serial { 1 } else { c.actors.search_actors });
     Ok(())
 }
 
@@ -82,12 +80,12 @@ pub fn train(args: TrainArgs) -> Result<()> {
     let setup = match &args.resume {
         Some(dir) => {
             let setup = setup::resume(dir, &args.config.overrides)?;
-            start_metrics(&setup.config, args.deterministic)?;
+            start_metrics(&setup.config)?;
             setup
         }
         None => {
             let config = args.config.load()?;
-            start_metrics(&config, args.deterministic)?;
+            start_metrics(&config)?;
             setup::fresh(config)?
         }
     };

@@ -11,7 +11,7 @@ use std::net::SocketAddr;
 use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
 
-pub use record::{checkpoint_written, record_episodes, record_step, set_rollout_workers};
+pub use record::{checkpoint_written, record_episodes, record_step};
 
 pub const BUILD_INFO: &str = "tsr_build_info";
 pub const RUN_INFO: &str = "tsr_run_info";

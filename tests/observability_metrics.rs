@@ -47,6 +47,8 @@ fn episode(
         generated_tokens: 10,
         search,
         truncated,
+        seconds: 1.0,
+        optimal_len: None,
     }
 }
 
@@ -104,7 +106,6 @@ fn init_series_creates_every_declared_metric_at_zero_and_episodes_count_by_outco
     ];
     let validation = [episode(4, true, false, 1, SearchCounts::default())];
     metrics::with_local_recorder(&recorder, || {
-        m::set_rollout_workers(3);
         m::record_episodes(&train, 1.0, true);
         m::record_episodes(&validation, 0.25, false);
     });
@@ -140,7 +141,7 @@ fn init_series_creates_every_declared_metric_at_zero_and_episodes_count_by_outco
         value(&text, "tsr_tokens_generated_total{phase=\"train\"}"),
         30.0
     );
-    // 1.5 s of search over 3 workers busy for 1 s each.
+    // 1.5 s of search in 3 episodes of 1 s each.
     assert_eq!(
         value(&text, "tsr_search_time_ratio{search=\"best_of_n\"}"),
         0.5

@@ -3,7 +3,7 @@
 //! runs export the same series; actor-only figures (batches, queues) are set in the actors.
 
 use std::sync::OnceLock;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use super::*;
@@ -13,8 +13,6 @@ use crate::train::plan::Outcomes;
 
 /// The run's label values, fixed by [`init_series`] (empty when metrics are off).
 static LABELS: OnceLock<(String, String)> = OnceLock::new();
-/// Episodes that play at once: search time is summed over episodes, rollout time is wall time.
-static ROLLOUT_WORKERS: AtomicUsize = AtomicUsize::new(1);
 /// Process start for the checkpoint clock; checkpoint times are milliseconds after it.
 static CLOCK: OnceLock<Instant> = OnceLock::new();
 static LAST_CHECKPOINT_MS: AtomicU64 = AtomicU64::new(0);
@@ -25,11 +23,6 @@ pub(super) fn set_labels(task: &str, search_kind: &str) {
 
 fn labels() -> (String, String) {
     LABELS.get().cloned().unwrap_or_default()
-}
-
-/// How many episodes the backend plays concurrently (1 for the serial backend).
-pub fn set_rollout_workers(n: usize) {
-    ROLLOUT_WORKERS.store(n.max(1), Ordering::Relaxed);
 }
 
 fn outcome(e: &Episode) -> &'static str {
@@ -77,7 +70,8 @@ pub fn record_episodes(episodes: &[Episode], wall_s: f64, train: bool) {
     for e in episodes {
         per_episode.record(e.search.seconds);
     }
-    let busy = wall_s * ROLLOUT_WORKERS.load(Ordering::Relaxed).min(episodes.len()) as f64;
+    // Episodes overlap in time, so the share compares summed episode times, not wall time.
+    let busy: f64 = episodes.iter().map(|e| e.seconds).sum();
     let share = if busy > 0.0 {
         (spent.seconds / busy).clamp(0.0, 1.0)
     } else {
