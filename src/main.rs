@@ -48,6 +48,12 @@ enum Command {
     },
     /// Train a policy (the main job).
     Train(cli_train::TrainArgs),
+    /// Run a grid of training runs and summarise them in results.md.
+    Experiment {
+        /// The experiment file (e.g. config/experiments/tsr.toml).
+        #[arg(long = "config", short = 'f')]
+        file: std::path::PathBuf,
+    },
     /// Evaluate a checkpoint on the validation instances (no search).
     Eval(cli_train::EvalArgs),
     /// Write PNG learning curves (success, return, losses, throughput) of a run into RUN_DIR/plots.
@@ -136,6 +142,16 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             for file in tsr::plot::plot_run(&run_dir)? {
                 println!("{}", file.display());
             }
+            Ok(())
+        }
+        Command::Experiment { file } => {
+            let exp = tsr::train::experiment::load(&file)?;
+            let results = tsr::train::experiment::run(&exp)?;
+            eprintln!(
+                "{} runs; results in {}",
+                results.len(),
+                exp.out_dir.join("results.md").display()
+            );
             Ok(())
         }
         Command::Env { command } => cli_env::run(command).context("env command failed"),

@@ -36,6 +36,7 @@ fn learner(kind: &str) -> Learner {
         optimizer,
         algo,
         version: 0,
+        reference: None,
     }
 }
 

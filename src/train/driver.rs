@@ -69,8 +69,48 @@ pub struct StepLine {
     pub env_turns: usize,
     /// Primitive environment actions played in the kept trajectories.
     pub env_steps: usize,
+    /// What TSR search spent this step.
+    pub search: SearchAccounting,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub validation: Option<Outcomes>,
+}
+
+/// Search accounting of one step: tokens generated for search vs kept, forks, candidates.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct SearchAccounting {
+    /// Generated tokens that were not kept in any trajectory (search candidates, lookahead).
+    pub search_tokens: usize,
+    /// Generated tokens kept in the trajectories (what the learner may train on).
+    pub kept_tokens: usize,
+    pub forks: usize,
+    /// Candidates sampled per committed turn (1 without search).
+    pub candidates_per_turn: f64,
+    /// Share of the episodes' wall time spent searching (0-1).
+    pub time_share: f64,
+}
+
+impl SearchAccounting {
+    pub fn of(episodes: &[Episode]) -> Self {
+        let turns: usize = episodes.iter().map(|e| e.turns.len()).sum();
+        let extra: usize = episodes.iter().map(|e| e.search.extra_candidates).sum();
+        let search_tokens: usize = episodes.iter().map(|e| e.search.discarded_tokens).sum();
+        let generated: usize = episodes.iter().map(|e| e.generated_tokens).sum();
+        let seconds: f64 = episodes.iter().map(|e| e.seconds).sum();
+        SearchAccounting {
+            search_tokens,
+            kept_tokens: generated.saturating_sub(search_tokens),
+            forks: episodes.iter().map(|e| e.search.forks).sum(),
+            candidates_per_turn: (turns + extra) as f64 / turns.max(1) as f64,
+            time_share: episodes.iter().map(|e| e.search.seconds).sum::<f64>() / seconds.max(1e-12),
+        }
+    }
+
+    fn export(&self) {
+        use crate::metrics as m;
+        metrics::counter!(m::SEARCH_TOKENS).increment(self.search_tokens as u64);
+        metrics::counter!(m::SEARCH_FORKS).increment(self.forks as u64);
+        metrics::gauge!(m::SEARCH_TIME_SHARE).set(self.time_share);
+    }
 }
 
 /// A config's identity for resume checks.
@@ -142,6 +182,7 @@ struct Pending {
     generated: usize,
     turns: usize,
     steps: usize,
+    search: SearchAccounting,
 }
 
 /// Run training from `state` to `config.train.steps`, logging into `run`.
@@ -202,6 +243,7 @@ pub fn train_loop(
                 .flat_map(|e| &e.turns)
                 .map(|t| t.actions.len())
                 .sum(),
+            search: SearchAccounting::of(&episodes),
         };
         backend.start_update(episodes)?;
         pending = Some(p);
@@ -283,10 +325,12 @@ fn finish(
             / (update.time_update_s + update.time_prepare_s).max(1e-9),
         env_turns: p.turns,
         env_steps: p.steps,
+        search: p.search,
         rollout_s: p.rollout_s,
         update,
         validation: None,
     };
+    line.search.export();
     run.log_metrics(&line)?;
     crate::metrics::record_step(&line);
     on_step(&line);
