@@ -300,6 +300,7 @@ mod tests {
             trained_tokens_per_s: 5.0,
             env_turns: 1,
             env_steps: 1,
+            search: Default::default(),
             validation: None,
         };
         p.on_step(&line);

@@ -33,6 +33,7 @@ fn step_line(step: u64, loss: f64) -> String {
         trained_tokens_per_s: 3000.0,
         env_turns: 40,
         env_steps: 60,
+        search: Default::default(),
         validation: None,
     };
     serde_json::to_string(&line).unwrap()
