@@ -9,6 +9,8 @@ pub mod algo;
 pub mod config;
 pub mod env;
 pub mod metrics;
+pub mod plot;
 pub mod policy;
+pub mod progress;
 pub mod search;
 pub mod train;

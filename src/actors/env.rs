@@ -7,7 +7,6 @@ use std::collections::HashMap;
 use actix::prelude::*;
 
 use crate::env::{ParsedReply, TaskEnv, TaskKind, TurnResult, TurnRules};
-use crate::metrics as m;
 use crate::search::{EnvHandle, SampleError};
 
 pub struct EnvActor {
@@ -16,16 +15,13 @@ pub struct EnvActor {
     /// The live environment of every open episode, by episode id. An entry is removed by
     /// `Close`; if the actor restarts, the map starts empty and `RemoteEnv` reports the loss.
     envs: HashMap<u64, TaskEnv>,
-    task: &'static str,
 }
 
 impl EnvActor {
     pub fn new(template: TaskEnv) -> Self {
-        let task = template.kind().name();
         Self {
             template,
             envs: HashMap::new(),
-            task,
         }
     }
 }
@@ -100,8 +96,6 @@ impl Handler<Play> for EnvActor {
     fn handle(&mut self, msg: Play, _: &mut Context<Self>) -> Option<TurnResult> {
         let env = self.envs.get_mut(&msg.id)?;
         let result = crate::env::play_turn(env, &msg.reply, msg.actions_used, &msg.rules);
-        metrics::counter!(m::ENV_STEPS, "task" => self.task, "kind" => "real")
-            .increment(result.steps.len() as u64);
         Some(result)
     }
 }

@@ -85,6 +85,7 @@ pub struct RunEpisode {
 impl Handler<RunEpisode> for SearchActor {
     type Result = Result<Episode, String>;
     fn handle(&mut self, msg: RunEpisode, _: &mut SyncContext<Self>) -> Self::Result {
+        metrics::gauge!(m::QUEUE_DEPTH, "role" => "search").decrement(1);
         let mut last_error = String::new();
         for attempt in 0..MAX_ATTEMPTS {
             if attempt > 0 {
@@ -96,15 +97,7 @@ impl Handler<RunEpisode> for SearchActor {
                 );
             }
             match catch_unwind(AssertUnwindSafe(|| self.play(&msg))) {
-                Ok(Ok(episode)) => {
-                    let outcome = if episode.success {
-                        "success"
-                    } else {
-                        "failure"
-                    };
-                    metrics::counter!(m::EPISODES, "outcome" => outcome).increment(1);
-                    return Ok(episode);
-                }
+                Ok(Ok(episode)) => return Ok(episode),
                 Ok(Err(e)) if e.contains("sampler is closed") => return Err(e),
                 Ok(Err(e)) => last_error = e,
                 Err(_) => last_error = "the episode panicked".into(),
