@@ -150,6 +150,19 @@ pub fn argmax_first(scores: &[f64]) -> usize {
     best
 }
 
+/// The turn's `n` candidates (sharing the prompt) and one fork of the real environment that
+/// every candidate is tried from; also the turn's seed.
+fn candidates_and_base(
+    env: &dyn EnvHandle,
+    state: &EpisodeState,
+    n: usize,
+    sampler: &mut dyn Sampler,
+) -> Result<(u64, Vec<Candidate>, crate::env::TaskEnv), SampleError> {
+    let seed = turn_seed(state.spec().sample_seed, state.turn() + 1);
+    let cands = sampler.sample(state.tokens(), n, seed)?;
+    Ok((seed, cands, env.fork()?))
+}
+
 fn no_candidate() -> SampleError {
     SampleError::Failed("sampler returned no candidate".into())
 }
@@ -171,9 +184,7 @@ impl TurnChooser for BestOfN {
         codec: &dyn Codec,
     ) -> Result<Choice, SampleError> {
         let t0 = Instant::now();
-        let seed = turn_seed(state.spec().sample_seed, state.turn() + 1);
-        let cands = sampler.sample(state.tokens(), self.n, seed)?;
-        let base = env.fork()?;
+        let (seed, cands, base) = candidates_and_base(env, state, self.n, sampler)?;
         let mut forks = 1;
         let scores: Vec<f64> = cands
             .iter()
@@ -235,9 +246,7 @@ impl TurnChooser for Lookahead {
         codec: &dyn Codec,
     ) -> Result<Choice, SampleError> {
         let t0 = Instant::now();
-        let seed = turn_seed(state.spec().sample_seed, state.turn() + 1);
-        let cands = sampler.sample(state.tokens(), self.m, seed)?;
-        let base = env.fork()?;
+        let (seed, cands, base) = candidates_and_base(env, state, self.m, sampler)?;
         let (mut forks, mut extra_tokens) = (1usize, 0usize);
         let mut scores = Vec::with_capacity(cands.len());
         for (i, cand) in cands.iter().enumerate() {
