@@ -147,6 +147,7 @@ pub fn eval(args: EvalArgs) -> Result<()> {
         algo: config.algo.clone(),
         version: state.version,
         reference: None,
+        select_half: false,
     };
     let settings = setup::episode_settings(&config);
     let mut backend = SerialBackend::new(

@@ -37,6 +37,7 @@ fn learner(kind: &str) -> Learner {
         algo,
         version: 0,
         reference: None,
+        select_half: false,
     }
 }
 
@@ -148,4 +149,17 @@ fn ppo_critic_learns_the_returns() {
     }
     assert!(first.is_finite() && last.is_finite());
     assert!(last < first * 0.6, "value loss fell from {first} to {last}");
+}
+
+#[test]
+fn trajectory_selection_trains_the_half_farthest_from_the_group_mean() {
+    let mut l = learner("grpo");
+    let eps = episodes(&l, &[1.0, 0.0, 0.0, 0.0]);
+    assert_eq!(l.update(&eps).expect("update").episodes_trained, 4);
+    l.select_half = true;
+    let report = l.update(&eps).expect("update");
+    assert_eq!(report.episodes_trained, 2, "half of the group");
+    // The rewarded episode is the farthest from the mean (0.25), so it is always kept; its
+    // advantage is positive, so the update still moves toward it.
+    assert!(report.mean_advantage_abs > 0.0);
 }

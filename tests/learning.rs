@@ -35,6 +35,7 @@ fn grpo_learns_a_one_turn_bandit_from_its_own_samples() {
         algo,
         version: 0,
         reference: None,
+        select_half: false,
     };
     let prompt = tok
         .encode("<|im_start|>user\nstate<|im_end|>\n<|im_start|>assistant\n")

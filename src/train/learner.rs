@@ -66,6 +66,9 @@ pub struct Learner {
     pub version: u64,
     /// Frozen reference for the optional KL penalty (`algo.kl_coef > 0`); `None` otherwise.
     pub reference: Option<Policy>,
+    /// Trajectory selection (`search.kind = "select"`): after instance filtering keep, in each
+    /// group, the half of the episodes whose returns are farthest from the group mean.
+    pub select_half: bool,
 }
 
 fn to_rows(t: &Tensor) -> Result<Vec<Vec<f64>>, LearnerError> {
@@ -90,10 +93,15 @@ impl Learner {
             .iter()
             .map(|g| g.iter().map(|e| e.ret).collect())
             .collect();
-        let keep = algo::filter_groups(&returns, self.algo.filter_ratio);
+        let keep = algo::filter_and_select(
+            &returns,
+            self.algo.filter_ratio,
+            self.select_half,
+            self.version,
+        );
         let batch: Vec<&Episode> = keep
             .iter()
-            .flat_map(|&g| groups[g].iter().copied())
+            .flat_map(|(g, kept)| kept.iter().map(|&i| groups[*g][i]))
             .collect();
         let batch: Vec<&Episode> = batch
             .into_iter()

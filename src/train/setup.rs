@@ -117,6 +117,7 @@ fn new_learner(config: &Config, env: &TaskEnv, settings: &EpisodeSettings) -> Re
         algo: config.algo.clone(),
         version: 0,
         reference,
+        select_half: config.search.kind == "select",
     })
 }
 
@@ -214,6 +215,7 @@ pub fn resume(root: &Path, overrides: &[String]) -> Result<Setup> {
         algo: config.algo.clone(),
         version: state.version,
         reference,
+        select_half: config.search.kind == "select",
     };
     Ok(Setup {
         config,
