@@ -80,6 +80,8 @@ fn print_step(line: &StepLine) {
 }
 
 pub fn train(args: TrainArgs) -> Result<()> {
+    // First thing: a signal during set-up (format warm-up, loading) must also end cleanly.
+    let stop = install_signal_handlers();
     let setup = match &args.resume {
         Some(dir) => setup::resume(dir, &args.config.overrides)?,
         None => setup::fresh(args.config.load()?)?,
@@ -90,7 +92,6 @@ pub fn train(args: TrainArgs) -> Result<()> {
         tracing::info!("serving metrics on http://{addr}/metrics");
     }
     eprintln!("run folder: {}", setup.run.root.display());
-    let stop = install_signal_handlers();
     let setup::Running {
         mut backend,
         config,
@@ -106,6 +107,9 @@ pub fn train(args: TrainArgs) -> Result<()> {
         &mut print_step,
         &move || stopper.load(Ordering::SeqCst),
     )?;
+    if stop.load(Ordering::SeqCst) {
+        eprintln!("stopped by a signal after step {}", final_state.next_step);
+    }
     eprintln!(
         "done: {} steps, best validation success {:?}, run folder {}",
         final_state.next_step,

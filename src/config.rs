@@ -349,4 +349,6 @@ sections! {
     actors: crate::train::ActorsSection,
     /// Prometheus endpoint and console status.
     metrics: crate::train::MetricsSection,
+    /// Injected faults (all off by default) and supervisors' retry budgets.
+    faults: crate::faults::FaultsSection,
 }

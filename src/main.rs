@@ -8,8 +8,8 @@ use clap::{Args, Parser, Subcommand};
 use tsr::config::{Config, ConfigError};
 
 mod cli_env;
-mod cli_train;
 mod cli_model;
+mod cli_train;
 
 #[derive(Parser)]
 #[command(
