@@ -104,9 +104,10 @@ fn sigkill_at_random_moments_always_resumes_and_never_trains_a_step_twice() {
         "train.keep_last=2",
     ];
     // The uninterrupted reference runs alongside the kills.
-    let mut reference_run = train_cmd(reference.path(), &args, &["--deterministic"])
-        .spawn()
-        .expect("spawn the reference run");
+    let mut reference_run = spawn(
+        train_cmd(reference.path(), &args, &["--deterministic"]),
+        &out.path().join("reference.txt"),
+    );
     let mut rng = ChaCha8Rng::seed_from_u64(8);
     let mut durable = 0u64;
     for kill in 0..KILLS {
