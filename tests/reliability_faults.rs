@@ -188,11 +188,13 @@ fn resume_skips_partial_and_corrupt_checkpoints() {
     run_ok(train_cmd(out.path(), &args, &["--deterministic"]));
     let half = only_run(out.path());
     let reference = weights(&checkpoint(&half, 5));
-    // Newest first: a partial folder, a truncated model, a garbled trainer state.
+    // Newest first: a partial folder, a bit flip in the weights, a garbled trainer state.
     std::fs::remove_file(checkpoint(&half, 5).join("COMPLETE")).unwrap();
     let model = checkpoint(&half, 4).join("model.safetensors");
-    let bytes = std::fs::read(&model).unwrap();
-    std::fs::write(&model, &bytes[..bytes.len() / 2]).unwrap();
+    let mut bytes = std::fs::read(&model).unwrap();
+    let middle = bytes.len() / 2; // inside the tensor data: only the checksum can tell
+    bytes[middle] ^= 0x10;
+    std::fs::write(&model, &bytes).unwrap();
     std::fs::write(
         checkpoint(&half, 3).join("training_state.json"),
         "{ not json",
