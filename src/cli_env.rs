@@ -29,9 +29,11 @@ pub enum EnvCommand {
         /// A Sokoban level file, optionally with a 0-based level index: FILE[:INDEX].
         #[arg(long)]
         level: Option<String>,
-        /// Comma-separated action names, e.g. "Up,Left,Left".
-        #[arg(long)]
-        actions: String,
+        /// Action names, comma-separated ("Up,Left,Left"), or ";;"-separated when actions contain
+        /// commas ("search[red, large shirt];;click[b0123]"); for WebShop a value without ";;"
+        /// is one action. Repeat --actions to append more.
+        #[arg(long, required = true)]
+        actions: Vec<String>,
         #[command(flatten)]
         config: ConfigArgs,
     },
@@ -114,7 +116,11 @@ pub fn run(command: EnvCommand) -> Result<()> {
             env.reset(seed);
             let stdout = std::io::stdout();
             let mut out = stdout.lock();
-            for name in actions.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            let names: Vec<&str> = actions
+                .iter()
+                .flat_map(|list| split_actions(list, env.kind()))
+                .collect();
+            for name in names.into_iter().map(str::trim).filter(|s| !s.is_empty()) {
                 let action = env.parse_action(name).ok_or_else(|| {
                     UsageError(format!(
                         "unknown action {name:?}; valid: {}",
@@ -139,6 +145,12 @@ pub fn run(command: EnvCommand) -> Result<()> {
             seconds,
             config,
         } => {
+            if matches!(TaskKind::parse(&env), Ok(TaskKind::WebShop)) {
+                let budget = std::time::Duration::from_secs_f64(seconds);
+                let report = tsr::env::webshop::bench::measure(&config.load()?.webshop, budget)?;
+                println!("{}", serde_json::to_string_pretty(&report)?);
+                return Ok(());
+            }
             let env = build(&env, &config, None)?;
             let report =
                 tsr::env::bench::measure(&env, std::time::Duration::from_secs_f64(seconds));
@@ -146,6 +158,18 @@ pub fn run(command: EnvCommand) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// One `--actions` value as action names: split on ";;" when present, else on "," (except
+/// for WebShop, whose actions may contain commas).
+fn split_actions(list: &str, kind: TaskKind) -> Vec<&str> {
+    if list.contains(";;") {
+        list.split(";;").collect()
+    } else if kind == TaskKind::WebShop {
+        vec![list]
+    } else {
+        list.split(',').collect()
+    }
 }
 
 fn play(mut env: TaskEnv, seed: u64, args: &ConfigArgs) -> Result<()> {
@@ -163,7 +187,12 @@ fn play(mut env: TaskEnv, seed: u64, args: &ConfigArgs) -> Result<()> {
         if line.trim().eq_ignore_ascii_case("q") {
             break;
         }
-        let line = line.replace(',', "||");
+        // WebShop actions may contain commas, so only "||" separates them there.
+        let line = if env.kind() == TaskKind::WebShop {
+            line
+        } else {
+            line.replace(',', "||")
+        };
         let parts = line
             .split("||")
             .map(|s| s.trim().to_owned())

@@ -11,6 +11,17 @@ use tsr::policy::bench::{BenchShapes, run};
 pub enum BenchCommand {
     /// Prefill, decode, training and best-of-4 throughput of the policy (JSON on stdout).
     Model(ModelBenchArgs),
+    /// Training throughput of a config: synchronous vs overlapped, and 1, 2, 4, 8 search actors.
+    Train(TrainBenchArgs),
+}
+
+#[derive(Args)]
+pub struct TrainBenchArgs {
+    #[command(flatten)]
+    config: crate::ConfigArgs,
+    /// Training steps per shape (the first is not measured).
+    #[arg(long, default_value_t = 4)]
+    steps: u64,
 }
 
 #[derive(Args)]
@@ -21,15 +32,34 @@ pub struct ModelBenchArgs {
     /// Also run benches/torch_model_bench.py on the same shapes and report ratios.
     #[arg(long)]
     torch: bool,
+    /// Run one part only: prefill, decode, train or fork (e.g. under a profiler).
+    #[arg(long, default_value = "")]
+    only: String,
+    /// Compute threads for both engines (RAYON_NUM_THREADS here, torch.set_num_threads there);
+    /// 0 keeps the defaults (one per core).
+    #[arg(long, default_value_t = 0)]
+    threads: usize,
     /// Python interpreter for --torch.
     #[arg(long, default_value = "python3")]
     python: String,
 }
 
 pub fn run_bench(cmd: BenchCommand) -> anyhow::Result<()> {
-    let BenchCommand::Model(args) = cmd;
+    let args = match cmd {
+        BenchCommand::Model(args) => args,
+        BenchCommand::Train(args) => {
+            let config = args.config.load()?;
+            let rows = tsr::train::bench::standard_grid(&config, args.steps)?;
+            println!("{}", serde_json::to_string_pretty(&rows)?);
+            return Ok(());
+        }
+    };
+    if args.threads > 0 {
+        // SAFETY: set before rayon's pool or any other thread of this process exists.
+        unsafe { std::env::set_var("RAYON_NUM_THREADS", args.threads.to_string()) };
+    }
     let shapes = BenchShapes::for_preset(&args.preset);
-    let ours = run(&args.preset, &shapes)?;
+    let ours = run(&args.preset, &shapes, &args.only)?;
     let report = if args.torch {
         let torch = run_torch(&args.python, &ours)?;
         let ratios = ratios(&ours, &torch);

@@ -138,6 +138,7 @@ pub fn eval(args: EvalArgs) -> Result<()> {
         optimizer,
         algo: config.algo.clone(),
         version: state.version,
+        reference: None,
     };
     let settings = setup::episode_settings(&config);
     let mut backend = SerialBackend::new(

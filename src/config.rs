@@ -340,6 +340,8 @@ sections! {
     sokoban: crate::env::sokoban::SokobanConfig,
     /// FrozenLake maps (used when env.task = "frozenlake").
     frozenlake: crate::env::frozenlake::FrozenLakeConfig,
+    /// WebShop catalog, goals and step limit (used when env.task = "webshop").
+    webshop: crate::env::webshop::WebShopConfig,
     /// The policy network: preset or pretrained folder, device, optimiser, generation limits.
     model: crate::policy::ModelSection,
     /// The RL algorithm (PPO/GRPO), its losses, and which rollouts it trains on.

@@ -48,6 +48,12 @@ enum Command {
     },
     /// Train a policy (the main job).
     Train(cli_train::TrainArgs),
+    /// Run a grid of training runs and summarise them in results.md.
+    Experiment {
+        /// The experiment file (e.g. config/experiments/tsr.toml).
+        #[arg(long = "config", short = 'f')]
+        file: std::path::PathBuf,
+    },
     /// Evaluate a checkpoint on the validation instances (no search).
     Eval(cli_train::EvalArgs),
     /// Look at, replay, play and benchmark environments.
@@ -78,6 +84,13 @@ enum ConfigCommand {
 const EXIT_CONFIG: u8 = 78;
 
 fn main() -> ExitCode {
+    // candle's elementwise thread pool spins while it waits; on 2 shared cores it costs more than
+    // it gives (the heavy kernels use rayon and gemm). Only when the user did not choose.
+    if std::env::var_os("CANDLE_NUM_THREADS").is_none() {
+        // SAFETY: set before any other thread of this process exists or reads the environment.
+        unsafe { std::env::set_var("CANDLE_NUM_THREADS", "1") };
+    }
+    tsr::policy::tune_allocator();
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -126,6 +139,16 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Train(args) => cli_train::train(args),
         Command::Eval(args) => cli_train::eval(args),
+        Command::Experiment { file } => {
+            let exp = tsr::train::experiment::load(&file)?;
+            let results = tsr::train::experiment::run(&exp)?;
+            eprintln!(
+                "{} runs; results in {}",
+                results.len(),
+                exp.out_dir.join("results.md").display()
+            );
+            Ok(())
+        }
         Command::Env { command } => cli_env::run(command).context("env command failed"),
         Command::Bench { command } => cli_model::run_bench(command).context("bench failed"),
     }

@@ -36,6 +36,7 @@ fn learner(kind: &str) -> Learner {
         optimizer,
         algo,
         version: 0,
+        reference: None,
     }
 }
 
@@ -73,6 +74,8 @@ fn episodes(l: &Learner, returns: &[f64]) -> Vec<Episode> {
                 generated_tokens: reply.len(),
                 search: SearchCounts::default(),
                 truncated: false,
+                seconds: 0.0,
+                optimal_len: None,
             }
         })
         .collect()

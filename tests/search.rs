@@ -352,3 +352,66 @@ fn shared_forks_preview_the_real_outcome_and_independent_ones_do_not() {
         "independent forks draw their own slips ({independent_mismatch} of 200 differ)"
     );
 }
+
+#[test]
+fn validation_never_searches() {
+    use tsr::search::strategy::Strategy;
+    for strategy in [
+        Strategy::BestOfN {
+            n: 4,
+            scorer: Scorer::reward_only(),
+        },
+        Strategy::Beam {
+            width: 2,
+            branch: 3,
+            scorer: Scorer::reward_only(),
+        },
+        Strategy::Lookahead {
+            m: 3,
+            depth: 1,
+            scorer: Scorer::reward_only(),
+        },
+        Strategy::BestOfNTrajectory { n: 3 },
+    ] {
+        let mut env = corridor(1.0);
+        let mut sampler = Scripted {
+            script: |_, n| vec![answer("Left"); n],
+            calls: vec![],
+        };
+        let ep = strategy
+            .play(
+                &mut env,
+                spec(),
+                &settings(3),
+                &mut sampler,
+                &CharCodec,
+                false,
+            )
+            .expect("episode");
+        assert!(
+            sampler.calls.iter().all(|&n| n == 1),
+            "{strategy:?}: one sample per turn, got {:?}",
+            sampler.calls
+        );
+        assert_eq!(ep.search.forks, 0);
+        let mut sampler = Scripted {
+            script: |_, n| vec![answer("Left"); n],
+            calls: vec![],
+        };
+        let mut env = corridor(1.0);
+        strategy
+            .play(
+                &mut env,
+                spec(),
+                &settings(3),
+                &mut sampler,
+                &CharCodec,
+                true,
+            )
+            .expect("episode");
+        assert!(
+            sampler.calls.iter().any(|&n| n > 1) || sampler.calls.len() > 3,
+            "{strategy:?} searches in training"
+        );
+    }
+}

@@ -230,3 +230,48 @@ fn resume_of_a_folder_that_is_not_a_run_is_a_clear_error() {
     let err = String::from_utf8_lossy(&result.stderr);
     assert!(err.contains("not a run folder"), "{err}");
 }
+
+#[test]
+fn every_search_strategy_trains_inside_the_actor_system_and_is_accounted() {
+    for (kind, min_candidates) in [
+        ("best_of_n", 3.0),
+        ("beam", 2.0),
+        ("lookahead", 2.0),
+        ("best_of_n_trajectory", 1.0),
+    ] {
+        let out = tempfile::tempdir().expect("tmp");
+        let search = format!("search.kind=\"{kind}\"");
+        let run = train(
+            out.path(),
+            &[
+                "train.steps=1",
+                &search,
+                "search.n=3",
+                "search.width=2",
+                "search.branch=3",
+                "search.depth=1",
+            ],
+            &[],
+        );
+        let lines = metrics_without_timing(&run);
+        let line = lines
+            .iter()
+            .find(|l| l["kind"] == "train")
+            .expect("a train line");
+        let acc = &line["search"];
+        assert!(
+            acc["forks"].as_u64().unwrap_or(0) > 0,
+            "{kind}: forks counted: {acc}"
+        );
+        assert!(
+            acc["search_tokens"].as_u64().unwrap_or(0) > 0,
+            "{kind}: search tokens counted: {acc}"
+        );
+        assert!(
+            acc["candidates_per_turn"].as_f64().unwrap_or(0.0) >= min_candidates,
+            "{kind}: {acc}"
+        );
+        let validation: Vec<_> = lines.iter().filter(|l| l["kind"] == "validation").collect();
+        assert!(!validation.is_empty());
+    }
+}

@@ -97,6 +97,18 @@ pub struct Play {
     pub rules: TurnRules,
 }
 
+/// The actions available now in episode `id` (they change with the page in WebShop).
+#[derive(Message)]
+#[rtype(result = "Option<Vec<String>>")]
+pub struct Actions(pub u64);
+
+impl Handler<Actions> for EnvActor {
+    type Result = Option<Vec<String>>;
+    fn handle(&mut self, msg: Actions, _: &mut Context<Self>) -> Option<Vec<String>> {
+        self.envs.get(&msg.0).map(crate::env::Env::action_names)
+    }
+}
+
 /// A fork of episode `id` (a clone, RNG included).
 #[derive(Message)]
 #[rtype(result = "Option<TaskEnv>")]
@@ -216,6 +228,12 @@ impl EnvHandle for RemoteEnv {
         self.kind
     }
     fn action_names(&self) -> Vec<String> {
+        // Grid tasks have a fixed action set; only WebShop's changes with the page.
+        if self.kind == TaskKind::WebShop
+            && let Ok(Some(names)) = self.call(Actions(self.id))
+        {
+            return names;
+        }
         self.action_names.clone()
     }
     fn play(

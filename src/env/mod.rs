@@ -10,6 +10,7 @@ pub mod reply;
 pub mod sokoban;
 pub mod task;
 pub mod turn;
+pub mod webshop;
 
 pub use reply::{ParsedReply, parse_reply};
 pub use task::{TaskEnv, TaskKind};
@@ -45,7 +46,7 @@ pub enum EnvError {
         file: String,
         source: std::io::Error,
     },
-    #[error("unknown environment {0:?} (known: sokoban, frozenlake)")]
+    #[error("unknown environment {0:?} (known: sokoban, frozenlake, webshop)")]
     UnknownTask(String),
     #[error("{0}")]
     Invalid(String),

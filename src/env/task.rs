@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::frozenlake::{FrozenLake, FrozenLakeAction};
 use super::sokoban::{Sokoban, SokobanAction};
+use super::webshop::{WebShop, WebShopAction};
 use super::{Env, EnvError, StepOutcome, TurnRules};
 use crate::config::{Config, Issues, Section};
 
@@ -15,15 +16,17 @@ use crate::config::{Config, Issues, Section};
 pub enum TaskKind {
     Sokoban,
     FrozenLake,
+    WebShop,
 }
 
 impl TaskKind {
-    pub const NAMES: &'static [&'static str] = &["sokoban", "frozenlake"];
+    pub const NAMES: &'static [&'static str] = &["sokoban", "frozenlake", "webshop"];
 
     pub fn parse(name: &str) -> Result<TaskKind, EnvError> {
         match name.trim().to_ascii_lowercase().as_str() {
             "sokoban" => Ok(TaskKind::Sokoban),
             "frozenlake" | "frozen_lake" => Ok(TaskKind::FrozenLake),
+            "webshop" => Ok(TaskKind::WebShop),
             _ => Err(EnvError::UnknownTask(name.to_owned())),
         }
     }
@@ -32,6 +35,7 @@ impl TaskKind {
         match self {
             TaskKind::Sokoban => "sokoban",
             TaskKind::FrozenLake => "frozenlake",
+            TaskKind::WebShop => "webshop",
         }
     }
 }
@@ -40,7 +44,7 @@ impl TaskKind {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, DocumentedFields)]
 #[serde(default, deny_unknown_fields)]
 pub struct EnvSection {
-    /// Task to train on: "sokoban" or "frozenlake".
+    /// Task to train on: "sokoban", "frozenlake" or "webshop".
     pub task: String,
     /// Turns (model replies) per episode at most.
     pub max_turns: usize,
@@ -70,7 +74,7 @@ impl Section for EnvSection {
             TaskKind::parse(&self.task).is_ok(),
             &format!("{p}.task"),
             &self.task,
-            "one of sokoban, frozenlake",
+            "one of sokoban, frozenlake, webshop",
         );
         issues.range(&format!("{p}.max_turns"), self.max_turns, 1, 1000);
         issues.range(
@@ -109,6 +113,7 @@ impl EnvSection {
 pub enum TaskEnv {
     Sokoban(Sokoban),
     FrozenLake(FrozenLake),
+    WebShop(WebShop),
 }
 
 /// An action of whichever task.
@@ -116,6 +121,7 @@ pub enum TaskEnv {
 pub enum TaskAction {
     Sokoban(SokobanAction),
     FrozenLake(FrozenLakeAction),
+    WebShop(WebShopAction),
 }
 
 impl TaskEnv {
@@ -124,6 +130,7 @@ impl TaskEnv {
         Ok(match kind {
             TaskKind::Sokoban => TaskEnv::Sokoban(Sokoban::new(&config.sokoban)?),
             TaskKind::FrozenLake => TaskEnv::FrozenLake(FrozenLake::new(&config.frozenlake)?),
+            TaskKind::WebShop => TaskEnv::WebShop(WebShop::new(&config.webshop)?),
         })
     }
 
@@ -138,6 +145,7 @@ impl TaskEnv {
     /// A potential of the state for search heuristics (higher is better; differences reward
     /// progress). FrozenLake: minus the safe-path distance to the goal, minus 1 next to a hole,
     /// -10 in a hole. Sokoban: minus the summed distance of boxes to their nearest targets.
+    /// WebShop: page progress plus the match of the item in view.
     pub fn potential(&self) -> f64 {
         match self {
             TaskEnv::FrozenLake(e) => {
@@ -161,6 +169,9 @@ impl TaskEnv {
                 -dist - if near { 1.0 } else { 0.0 }
             }
             TaskEnv::Sokoban(e) => -(e.room().box_target_distance() as f64),
+            // Page progress (search -> results -> item -> bought) plus how well the item in view
+            // matches the instruction.
+            TaskEnv::WebShop(e) => e.progress_score() + e.match_score(),
         }
     }
 
@@ -168,6 +179,7 @@ impl TaskEnv {
         match self {
             TaskEnv::Sokoban(_) => TaskKind::Sokoban,
             TaskEnv::FrozenLake(_) => TaskKind::FrozenLake,
+            TaskEnv::WebShop(_) => TaskKind::WebShop,
         }
     }
 }
@@ -177,6 +189,7 @@ macro_rules! dispatch {
         match $self {
             TaskEnv::Sokoban($e) => $body,
             TaskEnv::FrozenLake($e) => $body,
+            TaskEnv::WebShop($e) => $body,
         }
     };
 }
@@ -191,6 +204,7 @@ impl Env for TaskEnv {
         match (self, action) {
             (TaskEnv::Sokoban(e), TaskAction::Sokoban(a)) => e.step(a),
             (TaskEnv::FrozenLake(e), TaskAction::FrozenLake(a)) => e.step(a),
+            (TaskEnv::WebShop(e), TaskAction::WebShop(a)) => e.step(a),
             // An action of another task cannot be built through `parse_action`; treat it as a no-op.
             _ => StepOutcome {
                 reward: 0.0,
@@ -207,12 +221,14 @@ impl Env for TaskEnv {
         match self {
             TaskEnv::Sokoban(e) => e.parse_action(text).map(TaskAction::Sokoban),
             TaskEnv::FrozenLake(e) => e.parse_action(text).map(TaskAction::FrozenLake),
+            TaskEnv::WebShop(e) => e.parse_action(text).map(TaskAction::WebShop),
         }
     }
     fn action_name(&self, action: TaskAction) -> String {
         match (self, action) {
             (TaskEnv::Sokoban(e), TaskAction::Sokoban(a)) => e.action_name(a),
             (TaskEnv::FrozenLake(e), TaskAction::FrozenLake(a)) => e.action_name(a),
+            (TaskEnv::WebShop(e), TaskAction::WebShop(a)) => e.action_name(a),
             (_, a) => format!("{a:?}"),
         }
     }

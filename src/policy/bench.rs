@@ -93,7 +93,10 @@ fn forward_flops(p: &Policy, tokens: usize, ctx: f64) -> f64 {
 }
 
 /// Run every measurement for `preset` and return the JSON report.
-pub fn run(preset: &str, shapes: &BenchShapes) -> Result<Value, PolicyError> {
+/// `only`: run just one part ("prefill", "decode", "train", "fork"), e.g. for profiling; the
+/// others are reported as null.
+pub fn run(preset: &str, shapes: &BenchShapes, only: &str) -> Result<Value, PolicyError> {
+    let want = |part: &str| only.is_empty() || only == part;
     let tok = Tokenizer::build_for_corpus_sized(&synthetic_corpus(), 512)?;
     let s = ModelSection {
         preset: preset.into(),
@@ -107,17 +110,34 @@ pub fn run(preset: &str, shapes: &BenchShapes) -> Result<Value, PolicyError> {
     let mut rng = ChaCha8Rng::seed_from_u64(7);
     let w = policy.infer_weights()?;
 
-    let rows = random_rows(&mut rng, shapes.prefill_batch, shapes.prefill_len, v);
-    let refs: Vec<&[u32]> = rows.iter().map(Vec::as_slice).collect();
-    let prefill_s = best_of(3, || {
-        let mut caches = vec![SeqCache::default(); rows.len()];
-        w.forward(&mut caches, &refs, false).map(|_| ())
-    })?;
-    let prefill_tokens = shapes.prefill_batch * shapes.prefill_len;
-    let prefill_flops = forward_flops(&policy, prefill_tokens, shapes.prefill_len as f64 / 2.0);
+    let mut report = json!({
+        "engine": "tsr (candle + custom CPU kernels)",
+        "preset": preset,
+        "arch": a,
+        "params": a.num_params(),
+        "threads": rayon::current_num_threads(),
+        "shapes": shapes,
+        "peak_gflops": PEAK_GFLOPS,
+    });
+    if want("prefill") {
+        let rows = random_rows(&mut rng, shapes.prefill_batch, shapes.prefill_len, v);
+        let refs: Vec<&[u32]> = rows.iter().map(Vec::as_slice).collect();
+        let prefill_s = best_of(3, || {
+            let mut caches = vec![SeqCache::default(); rows.len()];
+            w.forward(&mut caches, &refs, false).map(|_| ())
+        })?;
+        let prefill_tokens = shapes.prefill_batch * shapes.prefill_len;
+        let prefill_flops = forward_flops(&policy, prefill_tokens, shapes.prefill_len as f64 / 2.0);
+        report["prefill"] = json!({
+            "tokens": prefill_tokens,
+            "seconds": prefill_s,
+            "tok_per_s": prefill_tokens as f64 / prefill_s,
+            "gflops": prefill_flops / prefill_s / 1e9,
+        });
+    }
 
     let mut decode = Vec::new();
-    for &b in &shapes.decode_batches {
+    for &b in shapes.decode_batches.iter().filter(|_| want("decode")) {
         let prompts = random_rows(&mut rng, b, shapes.decode_prompt, v);
         let refs: Vec<&[u32]> = prompts.iter().map(Vec::as_slice).collect();
         let mut total = f64::INFINITY;
@@ -142,61 +162,52 @@ pub fn run(preset: &str, shapes: &BenchShapes) -> Result<Value, PolicyError> {
         }));
     }
 
-    let train_rows = random_rows(&mut rng, shapes.train_batch, shapes.train_len, v);
-    let mut opt = PolicyOptimizer::new(&policy, &s)?;
-    let batch = TrainBatch { tokens: train_rows };
-    let train_s = best_of(shapes.train_steps, || {
-        let f = policy.forward_train(&batch)?;
-        let loss = (f.logprobs.mean_all()?.neg()? + f.values.sqr()?.mean_all()?)?;
-        opt.step(&loss).map(|_| ())
-    })?;
-    let train_tokens = shapes.train_batch * shapes.train_len;
-    let train_flops = 3.0 * forward_flops(&policy, train_tokens, shapes.train_len as f64 / 2.0);
-
-    let prompt = random_rows(&mut rng, 1, shapes.shared_prompt, v).remove(0);
-    let req = |n: usize, seed: u64| GenRequest {
-        prompt: prompt.clone(),
-        n,
-        max_new_tokens: shapes.shared_new,
-        sampling: Sampling {
-            temperature: 1.0,
-            top_p: 1.0,
-            top_k: 0,
-            greedy: false,
-        },
-        stop_strings: Vec::new(),
-        seed,
-    };
-    let shared_s = best_of(2, || policy.generate(&[req(4, 1)]).map(|_| ()))?;
-    let independent: Vec<GenRequest> = (0..4).map(|i| req(1, i)).collect();
-    let independent_s = best_of(2, || policy.generate(&independent).map(|_| ()))?;
-
-    Ok(json!({
-        "engine": "tsr (candle + custom CPU kernels)",
-        "preset": preset,
-        "arch": a,
-        "params": a.num_params(),
-        "threads": rayon::current_num_threads(),
-        "shapes": shapes,
-        "peak_gflops": PEAK_GFLOPS,
-        "prefill": {
-            "tokens": prefill_tokens,
-            "seconds": prefill_s,
-            "tok_per_s": prefill_tokens as f64 / prefill_s,
-            "gflops": prefill_flops / prefill_s / 1e9,
-        },
-        "decode": decode,
-        "train": {
+    if want("decode") {
+        report["decode"] = json!(decode);
+    }
+    if want("train") {
+        let train_rows = random_rows(&mut rng, shapes.train_batch, shapes.train_len, v);
+        let mut opt = PolicyOptimizer::new(&policy, &s)?;
+        let batch = TrainBatch { tokens: train_rows };
+        let train_s = best_of(shapes.train_steps, || {
+            let f = policy.forward_train(&batch)?;
+            let loss = (f.logprobs.mean_all()?.neg()? + f.values.sqr()?.mean_all()?)?;
+            opt.step(&loss).map(|_| ())
+        })?;
+        let train_tokens = shapes.train_batch * shapes.train_len;
+        let train_flops = 3.0 * forward_flops(&policy, train_tokens, shapes.train_len as f64 / 2.0);
+        report["train"] = json!({
             "tokens": train_tokens,
             "seconds_per_step": train_s,
             "tok_per_s": train_tokens as f64 / train_s,
             "gflops": train_flops / train_s / 1e9,
             "fraction_of_peak": train_flops / train_s / 1e9 / PEAK_GFLOPS,
-        },
-        "best_of_4_shared_prompt": {
+        });
+    }
+    if want("fork") {
+        let prompt = random_rows(&mut rng, 1, shapes.shared_prompt, v).remove(0);
+        let req = |n: usize, seed: u64| GenRequest {
+            prompt: prompt.clone(),
+            n,
+            max_new_tokens: shapes.shared_new,
+            sampling: Sampling {
+                temperature: 1.0,
+                top_p: 1.0,
+                top_k: 0,
+                greedy: false,
+            },
+            stop_strings: Vec::new(),
+            seed,
+        };
+        let shared_s = best_of(2, || policy.generate(&[req(4, 1)]).map(|_| ()))?;
+        let independent: Vec<GenRequest> = (0..4).map(|i| req(1, i)).collect();
+        let independent_s = best_of(2, || policy.generate(&independent).map(|_| ()))?;
+
+        report["best_of_4_shared_prompt"] = json!({
             "shared_seconds": shared_s,
             "independent_seconds": independent_s,
             "ratio": shared_s / independent_s,
-        },
-    }))
+        });
+    }
+    Ok(report)
 }

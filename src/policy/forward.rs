@@ -2,7 +2,7 @@
 
 use candle_core::{D, Tensor};
 
-use super::ops::{attention_mask, rms_norm, rope, softmax};
+use super::ops::{AttnInputs, rms_norm, silu_gate};
 use super::{Policy, PolicyError};
 
 /// What a full forward produces.
@@ -41,72 +41,57 @@ impl Policy {
             )));
         }
         let dev = &self.device;
+        let fused = self.fused_ops();
         let flat_ids: Vec<u32> = ids.iter().flatten().copied().collect();
         let flat_pos: Vec<u32> = positions.iter().flatten().copied().collect();
         let id_t = Tensor::from_vec(flat_ids, b * t, dev)?;
-        let pos_t = Tensor::from_vec(flat_pos, b * t, dev)?;
-        let cos = self
-            .cos
-            .index_select(&pos_t, 0)?
-            .reshape((b, 1, t, a.head_dim))?;
-        let sin = self
-            .sin
-            .index_select(&pos_t, 0)?
-            .reshape((b, 1, t, a.head_dim))?;
-        let mask = attention_mask(key_real, t, dev)?.unsqueeze(1)?; // [B,1,1,T,T]
+        let attn = AttnInputs::new(self, b, t, &flat_pos, key_real, fused)?;
         let p = &self.params;
-        let mut x = p
-            .get("model.embed_tokens.weight")?
-            .index_select(&id_t, 0)?
-            .reshape((b, t, a.hidden_size))?;
+        // The residual stream stays 2-D `[B*T, H]` so every projection is one large matmul.
+        let mut x = p.get("model.embed_tokens.weight")?.index_select(&id_t, 0)?;
         let mut residuals = Vec::new();
-        let (hq, hkv, hd) = (a.num_heads, a.num_kv_heads, a.head_dim);
-        let group = hq / hkv;
-        let scale = 1.0 / (hd as f64).sqrt();
         let eps = a.rms_norm_eps;
-        for l in 0..a.num_layers {
+        let keep = |x: &Tensor, r: &mut Vec<Tensor>| -> Result<(), PolicyError> {
             if keep_residuals {
-                residuals.push(x.clone());
+                r.push(x.reshape((b, t, a.hidden_size))?);
             }
+            Ok(())
+        };
+        for l in 0..a.num_layers {
+            keep(&x, &mut residuals)?;
             let n = |s: &str| p.get(&format!("model.layers.{l}.{s}"));
-            let h = rms_norm(&x, n("input_layernorm.weight")?, eps)?;
+            let h = rms_norm(&x, n("input_layernorm.weight")?, eps, fused)?;
             let lin = |w: &str, bias: &str| -> Result<Tensor, PolicyError> {
-                Ok(h.broadcast_matmul(&n(w)?.t()?)?.broadcast_add(n(bias)?)?)
+                Ok(h.matmul(&n(w)?.t()?)?.broadcast_add(n(bias)?)?)
             };
             let q = lin("self_attn.q_proj.weight", "self_attn.q_proj.bias")?;
             let k = lin("self_attn.k_proj.weight", "self_attn.k_proj.bias")?;
             let v = lin("self_attn.v_proj.weight", "self_attn.v_proj.bias")?;
-            // Queries sharing a kv head are stacked along the time axis: [B, KV, G*T, D], so
-            // one matmul per kv head serves its whole group without repeating k and v.
-            let q = q.reshape((b, t, hq, hd))?.transpose(1, 2)?.contiguous()?;
-            let q = rope(&q, &cos, &sin)?.reshape((b, hkv, group * t, hd))?;
-            let k = k.reshape((b, t, hkv, hd))?.transpose(1, 2)?.contiguous()?;
-            let k = rope(&k, &cos, &sin)?;
-            let v = v.reshape((b, t, hkv, hd))?.transpose(1, 2)?.contiguous()?;
-            let scores = (q.matmul(&k.t()?)? * scale)?.reshape((b, hkv, group, t, t))?;
-            let probs = softmax(&scores.broadcast_add(&mask)?)?.reshape((b, hkv, group * t, t))?;
-            let ctx = probs
-                .matmul(&v)?
-                .reshape((b, hq, t, hd))?
-                .transpose(1, 2)?
-                .reshape((b, t, hq * hd))?;
-            let attn = ctx.broadcast_matmul(&n("self_attn.o_proj.weight")?.t()?)?;
-            x = (x + attn)?;
-            let h = rms_norm(&x, n("post_attention_layernorm.weight")?, eps)?;
-            let gate = h.broadcast_matmul(&n("mlp.gate_proj.weight")?.t()?)?;
-            let up = h.broadcast_matmul(&n("mlp.up_proj.weight")?.t()?)?;
-            let act = (candle_nn::ops::silu(&gate)? * up)?;
-            x = (x + act.broadcast_matmul(&n("mlp.down_proj.weight")?.t()?)?)?;
+            let ctx = attn.apply(&q, &k, &v)?;
+            x = (x + ctx.matmul(&n("self_attn.o_proj.weight")?.t()?)?)?;
+            let h = rms_norm(&x, n("post_attention_layernorm.weight")?, eps, fused)?;
+            let gate = h.matmul(&n("mlp.gate_proj.weight")?.t()?)?;
+            let up = h.matmul(&n("mlp.up_proj.weight")?.t()?)?;
+            let act = silu_gate(&gate, &up, fused)?;
+            x = (x + act.matmul(&n("mlp.down_proj.weight")?.t()?)?)?;
         }
-        if keep_residuals {
-            residuals.push(x.clone());
-        }
-        let normed = rms_norm(&x, p.get("model.norm.weight")?, eps)?;
+        keep(&x, &mut residuals)?;
+        let normed = rms_norm(&x, p.get("model.norm.weight")?, eps, fused)?.reshape((
+            b,
+            t,
+            a.hidden_size,
+        ))?;
         Ok(ForwardOutput { normed, residuals })
     }
 
     /// LM head: `[.., H] -> [.., V]`.
     pub fn lm_head(&self, normed: &Tensor) -> Result<Tensor, PolicyError> {
+        if normed.rank() == 3 {
+            let (b, t, h) = normed.dims3()?;
+            return Ok(self
+                .lm_head(&normed.reshape((b * t, h))?)?
+                .reshape((b, t, ()))?);
+        }
         let w = if self.arch.tie_word_embeddings {
             self.params.get("model.embed_tokens.weight")?
         } else {

@@ -189,3 +189,64 @@ where
         out.chunks_mut(width).enumerate().for_each(|(i, c)| f(i, c));
     }
 }
+
+/// A strided view of a row-major-ish matrix for [`matmul_strided`]: element (r, c) is at
+/// `data[r * rs + c * cs]`.
+#[derive(Clone, Copy)]
+pub struct View<'a> {
+    pub data: &'a [f32],
+    pub rs: usize,
+    pub cs: usize,
+}
+
+/// `out[m, n] (+)= a[m, k] @ b[k, n]` for strided views, single-threaded (callers parallelise
+/// over independent products). `out` is dense row-major `[m, n]`.
+pub fn matmul_strided(
+    m: usize,
+    n: usize,
+    k: usize,
+    a: View<'_>,
+    b: View<'_>,
+    out: &mut [f32],
+    accumulate: bool,
+) {
+    assert!(out.len() >= m * n, "matmul output too small");
+    let last = |v: &View<'_>, r: usize, c: usize| (r - 1) * v.rs + (c - 1) * v.cs;
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        if !accumulate {
+            out[..m * n].fill(0.0);
+        }
+        return;
+    }
+    assert!(
+        last(&a, m, k) < a.data.len() && last(&b, k, n) < b.data.len(),
+        "matmul view out of bounds"
+    );
+    // SAFETY: the asserts above bound every element the strides can reach.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            out.as_mut_ptr(),
+            1,
+            n as isize,
+            accumulate,
+            a.data.as_ptr(),
+            a.cs as isize,
+            a.rs as isize,
+            b.data.as_ptr(),
+            b.cs as isize,
+            b.rs as isize,
+            1.0,
+            1.0,
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        );
+    }
+}

@@ -4,11 +4,14 @@
 //! ops (training, conformance) and an inference path with a per-sequence KV cache over packed
 //! (ragged) batches, where forked samples share their prompt's cache.
 
+mod alloc;
 mod arch;
 pub mod bench;
 mod checkpoint;
 mod error;
 mod forward;
+mod fused;
+mod fused_attention;
 mod generate;
 mod infer;
 mod kernels;
@@ -21,6 +24,7 @@ mod section;
 mod tokenizer;
 mod train;
 
+pub use alloc::tune_allocator;
 pub use arch::{Arch, preset_arch};
 pub use error::PolicyError;
 pub use forward::ForwardOutput;

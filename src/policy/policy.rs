@@ -33,6 +33,11 @@ pub struct Policy {
     /// Bumped whenever the weights change (optimizer step, `load_weights`), so the inference
     /// copy below is rebuilt lazily.
     pub(crate) version: Arc<AtomicU64>,
+    /// Use the fused CPU ops (with hand-written backward) in the training forward; false uses
+    /// composite candle ops (any device). On by default on CPU.
+    fused: std::sync::atomic::AtomicBool,
+    /// RoPE tables as flat vectors (for the fused ops).
+    rope_vec: (Arc<Vec<f32>>, Arc<Vec<f32>>),
     /// CPU inference layout of the weights, tagged with the `version` it was built from.
     infer: Mutex<Option<(u64, Arc<InferWeights>)>>,
 }
@@ -119,7 +124,9 @@ impl Policy {
         }
         let (cos, sin) =
             super::ops::rope_tables(arch.head_dim, arch.rope_theta, s.context_limit, &device)?;
+        let (cv, sv) = super::ops::rope_tables_vec(arch.head_dim, arch.rope_theta, s.context_limit);
         Ok(Policy {
+            fused: std::sync::atomic::AtomicBool::new(device.is_cpu()),
             arch,
             params,
             device,
@@ -132,6 +139,7 @@ impl Policy {
                 truncate_long_prompts: s.truncate_long_prompts,
             },
             version: Arc::new(AtomicU64::new(0)),
+            rope_vec: (Arc::new(cv), Arc::new(sv)),
             infer: Mutex::new(None),
         })
     }
@@ -154,6 +162,21 @@ impl Policy {
 
     pub fn limits(&self) -> &Limits {
         &self.limits
+    }
+
+    /// Choose fused CPU ops (true, CPU only) or composite candle ops for the training forward;
+    /// both give the same values and gradients up to float rounding.
+    pub fn set_fused_ops(&self, on: bool) {
+        self.fused
+            .store(on && self.device.is_cpu(), Ordering::SeqCst);
+    }
+
+    pub(crate) fn fused_ops(&self) -> bool {
+        self.fused.load(Ordering::SeqCst)
+    }
+
+    pub(crate) fn rope_vec(&self) -> (&[f32], &[f32]) {
+        (&self.rope_vec.0, &self.rope_vec.1)
     }
 
     pub(crate) fn rope_len(&self) -> usize {

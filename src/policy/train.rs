@@ -61,8 +61,7 @@ impl Policy {
             .lm_head(&pred)?
             .reshape((b * (t - 1), self.arch.vocab_size))?;
         let targets: Vec<u32> = ids.iter().flat_map(|r| r[1..].iter().copied()).collect();
-        let targets = Tensor::from_vec(targets, b * (t - 1), &self.device)?;
-        let (lp, ent) = logprob_entropy(&logits, &targets)?;
+        let (lp, ent) = logprob_entropy(&logits, &targets, self.fused_ops())?;
         let values = self.value_head(&pred.reshape((b * (t - 1), h))?)?;
         let zero = Tensor::zeros((b, 1), DType::F32, &self.device)?;
         let widen = |x: Tensor| -> Result<Tensor, PolicyError> {

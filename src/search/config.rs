@@ -117,7 +117,9 @@ pub fn cross_check(config: &crate::config::Config, issues: &mut Issues) {
             ),
         );
     }
-    if s.scorer == "heuristic" && !["sokoban", "frozenlake"].contains(&config.env.task.as_str()) {
+    if s.scorer == "heuristic"
+        && !["sokoban", "frozenlake", "webshop"].contains(&config.env.task.as_str())
+    {
         issues.push(
             "search.scorer",
             format!(

@@ -8,102 +8,12 @@
 
 use serde::Serialize;
 
-use super::prompt::{self, LastTurn, PromptForm};
-use crate::env::{
-    Env, ParsedReply, TaskEnv, TaskKind, TurnResult, TurnRules, parse_reply, play_turn,
+pub use super::interface::{
+    Candidate, Choice, Codec, EnvHandle, PlainSampling, SampleError, Sampler, SearchCounts,
+    TurnChooser,
 };
-
-/// One sampled continuation.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Candidate {
-    /// Generated token ids, including the end-of-turn token when the model produced it.
-    pub tokens: Vec<u32>,
-    /// Log-prob of each generated token under the sampling policy.
-    pub logprobs: Vec<f32>,
-    /// The model stopped on its own (end-of-turn token) rather than at the length limit.
-    pub finished: bool,
-}
-
-/// Why a sampler could not answer.
-#[derive(Debug, thiserror::Error)]
-pub enum SampleError {
-    /// The inference side has shut down (the run is stopping).
-    #[error("the sampler is closed")]
-    Closed,
-    #[error("sampling failed: {0}")]
-    Failed(String),
-    /// The environment actor holding the episode lost it (e.g. it was restarted).
-    #[error("environment lost: {0}")]
-    EnvLost(String),
-}
-
-/// Something that continues prompts: the policy itself (serial mode) or a handle to the
-/// inference actor.
-pub trait Sampler {
-    /// `n` continuations of `prompt`; continuation i is a function of (`seed`, i) and the weights.
-    fn sample(
-        &mut self,
-        prompt: &[u32],
-        n: usize,
-        seed: u64,
-    ) -> Result<Vec<Candidate>, SampleError>;
-    /// Version of the weights the most recent samples came from.
-    fn policy_version(&self) -> u64;
-}
-
-/// Text <-> token ids, as the sampler's tokenizer does it.
-pub trait Codec {
-    fn encode(&self, text: &str) -> Result<Vec<u32>, SampleError>;
-    fn decode(&self, ids: &[u32]) -> String;
-    /// The end-of-turn token (`<|im_end|>`).
-    fn end_of_turn(&self) -> u32;
-}
-
-/// Where the episode's real environment lives: in this thread (serial mode) or in an
-/// environment actor (the search actor then holds a handle that sends it messages).
-/// Its calls fail only when a remote environment is lost.
-pub trait EnvHandle {
-    fn reset(&mut self, seed: u64) -> Result<(), SampleError>;
-    fn observation(&self) -> Result<String, SampleError>;
-    fn kind(&self) -> TaskKind;
-    fn action_names(&self) -> Vec<String>;
-    /// Play one parsed reply under the turn rules (see `env::play_turn`).
-    fn play(
-        &mut self,
-        reply: &ParsedReply,
-        actions_used: usize,
-        rules: &TurnRules,
-    ) -> Result<TurnResult, SampleError>;
-    /// An independent copy for search to try candidates on; the real environment is untouched.
-    fn fork(&self) -> Result<TaskEnv, SampleError>;
-}
-
-impl EnvHandle for TaskEnv {
-    fn reset(&mut self, seed: u64) -> Result<(), SampleError> {
-        Env::reset(self, seed);
-        Ok(())
-    }
-    fn observation(&self) -> Result<String, SampleError> {
-        Ok(Env::observation(self))
-    }
-    fn kind(&self) -> TaskKind {
-        TaskEnv::kind(self)
-    }
-    fn action_names(&self) -> Vec<String> {
-        Env::action_names(self)
-    }
-    fn play(
-        &mut self,
-        reply: &ParsedReply,
-        actions_used: usize,
-        rules: &TurnRules,
-    ) -> Result<TurnResult, SampleError> {
-        Ok(play_turn(self, reply, actions_used, rules))
-    }
-    fn fork(&self) -> Result<TaskEnv, SampleError> {
-        Ok(self.clone())
-    }
-}
+use super::prompt::{self, LastTurn, PromptForm};
+use crate::env::{TaskKind, TurnResult, TurnRules, parse_reply};
 
 /// Settings of the turn loop that do not change within a run.
 #[derive(Debug, Clone)]
@@ -162,6 +72,10 @@ pub struct Episode {
     pub search: SearchCounts,
     /// The episode hit the context limit and was cut short.
     pub truncated: bool,
+    /// Wall time spent playing it (search included), seconds.
+    pub seconds: f64,
+    /// The optimal solution length of its instance, where the task knows it (Sokoban).
+    pub optimal_len: Option<usize>,
 }
 
 /// The token sequence being built.
@@ -242,6 +156,8 @@ impl EpisodeState {
             generated_tokens: 0,
             search: SearchCounts::default(),
             truncated: false,
+            seconds: 0.0,
+            optimal_len: None,
         };
         Ok(Self {
             seq,
@@ -291,13 +207,15 @@ impl EpisodeState {
             return Ok(false);
         }
         let left = settings.rules.max_actions_per_episode - self.used;
-        let user = prompt::user_text(
-            settings.form,
-            &env.observation()?,
-            self.turn + 1,
-            left,
-            self.last,
-        );
+        let mut state = env.observation()?;
+        if env.kind() == TaskKind::WebShop {
+            // WebShop's actions change with the page, so every turn lists them.
+            state.push_str(&format!(
+                "\nAvailable actions: {}",
+                env.action_names().join(", ")
+            ));
+        }
+        let user = prompt::user_text(settings.form, &state, self.turn + 1, left, self.last);
         let head = format!(
             "{}{}",
             prompt::message("user", &user),
@@ -381,77 +299,6 @@ impl EpisodeState {
         self.ep.assistant_mask = self.seq.mask;
         self.ep.token_version = self.seq.version;
         self.ep
-    }
-}
-
-/// What search spent, per turn or summed over an episode.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
-pub struct SearchCounts {
-    /// Candidate replies sampled beyond the one a plain rollout would take.
-    pub extra_candidates: usize,
-    /// Environment forks made.
-    pub forks: usize,
-    /// Generated tokens that were not kept in the trajectory.
-    pub discarded_tokens: usize,
-    /// Wall time spent scoring and in extra sampling, seconds.
-    pub seconds: f64,
-}
-
-impl SearchCounts {
-    pub fn add(&mut self, o: &SearchCounts) {
-        self.extra_candidates += o.extra_candidates;
-        self.forks += o.forks;
-        self.discarded_tokens += o.discarded_tokens;
-        self.seconds += o.seconds;
-    }
-}
-
-/// The reply a chooser commits and what finding it cost.
-#[derive(Debug, Clone)]
-pub struct Choice {
-    pub candidate: Candidate,
-    /// All tokens generated for this turn (kept or not).
-    pub generated: usize,
-    pub counts: SearchCounts,
-}
-
-/// Chooses the reply a turn commits. Plain sampling takes one sample; the TSR strategies
-/// (`super::strategy`) sample several and score them on forks of `env`.
-pub trait TurnChooser {
-    /// `state` has its turn open: `state.tokens()` is the prompt.
-    fn choose(
-        &mut self,
-        env: &dyn EnvHandle,
-        state: &EpisodeState,
-        settings: &EpisodeSettings,
-        sampler: &mut dyn Sampler,
-        codec: &dyn Codec,
-    ) -> Result<Choice, SampleError>;
-}
-
-/// One sample per turn: no search.
-pub struct PlainSampling;
-
-impl TurnChooser for PlainSampling {
-    fn choose(
-        &mut self,
-        _env: &dyn EnvHandle,
-        state: &EpisodeState,
-        _settings: &EpisodeSettings,
-        sampler: &mut dyn Sampler,
-        _codec: &dyn Codec,
-    ) -> Result<Choice, SampleError> {
-        let seed = turn_seed(state.spec().sample_seed, state.turn() + 1);
-        let candidate = sampler
-            .sample(state.tokens(), 1, seed)?
-            .pop()
-            .ok_or_else(|| SampleError::Failed("sampler returned no candidate".into()))?;
-        let generated = candidate.tokens.len();
-        Ok(Choice {
-            candidate,
-            generated,
-            counts: SearchCounts::default(),
-        })
     }
 }
 

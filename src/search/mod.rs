@@ -5,6 +5,7 @@
 pub mod beam;
 pub mod config;
 pub mod episode;
+pub mod interface;
 pub mod prompt;
 pub mod score;
 pub mod strategy;

@@ -55,6 +55,11 @@ fn task_text(kind: TaskKind) -> (&'static str, &'static str) {
              is slippery: you may move sideways instead of where you intend.",
             "Symbols: _ frozen ice, O hole, G goal, P player, X player in a hole, √ player on the goal.",
         ),
+        TaskKind::WebShop => (
+            "You are shopping on a web shop. Find the product that matches the instruction, choose \
+             its options and buy it. Use search[your query] to search and click[button] to click.",
+            "Pages show their texts separated by [SEP]; the clickable buttons are listed as actions.",
+        ),
     }
 }
 

@@ -82,6 +82,21 @@ impl Strategy {
         codec: &dyn Codec,
         train: bool,
     ) -> Result<Episode, SampleError> {
+        let t0 = Instant::now();
+        let mut episode = self.play_inner(env, spec, settings, sampler, codec, train)?;
+        episode.seconds = t0.elapsed().as_secs_f64();
+        Ok(episode)
+    }
+
+    fn play_inner(
+        &self,
+        env: &mut dyn EnvHandle,
+        spec: EpisodeSpec,
+        settings: &EpisodeSettings,
+        sampler: &mut dyn Sampler,
+        codec: &dyn Codec,
+        train: bool,
+    ) -> Result<Episode, SampleError> {
         match (train, self) {
             (false, _) | (true, Strategy::Plain) => {
                 play_episode(env, spec, settings, &mut PlainSampling, sampler, codec)

@@ -73,11 +73,51 @@ pub struct StepLine {
     pub env_turns: usize,
     /// Primitive environment actions played in the kept trajectories.
     pub env_steps: usize,
+    /// What TSR search spent this step.
+    pub search: SearchAccounting,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub validation: Option<Outcomes>,
     /// Totals of this process so far (actor mode): proof that faults lost no episode.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub supervision: Option<crate::faults::SupervisionCounts>,
+}
+
+/// Search accounting of one step: tokens generated for search vs kept, forks, candidates.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct SearchAccounting {
+    /// Generated tokens that were not kept in any trajectory (search candidates, lookahead).
+    pub search_tokens: usize,
+    /// Generated tokens kept in the trajectories (what the learner may train on).
+    pub kept_tokens: usize,
+    pub forks: usize,
+    /// Candidates sampled per committed turn (1 without search).
+    pub candidates_per_turn: f64,
+    /// Share of the episodes' wall time spent searching (0-1).
+    pub time_share: f64,
+}
+
+impl SearchAccounting {
+    pub fn of(episodes: &[Episode]) -> Self {
+        let turns: usize = episodes.iter().map(|e| e.turns.len()).sum();
+        let extra: usize = episodes.iter().map(|e| e.search.extra_candidates).sum();
+        let search_tokens: usize = episodes.iter().map(|e| e.search.discarded_tokens).sum();
+        let generated: usize = episodes.iter().map(|e| e.generated_tokens).sum();
+        let seconds: f64 = episodes.iter().map(|e| e.seconds).sum();
+        SearchAccounting {
+            search_tokens,
+            kept_tokens: generated.saturating_sub(search_tokens),
+            forks: episodes.iter().map(|e| e.search.forks).sum(),
+            candidates_per_turn: (turns + extra) as f64 / turns.max(1) as f64,
+            time_share: episodes.iter().map(|e| e.search.seconds).sum::<f64>() / seconds.max(1e-12),
+        }
+    }
+
+    fn export(&self) {
+        use crate::metrics as m;
+        metrics::counter!(m::SEARCH_TOKENS).increment(self.search_tokens as u64);
+        metrics::counter!(m::SEARCH_FORKS).increment(self.forks as u64);
+        metrics::gauge!(m::SEARCH_TIME_SHARE).set(self.time_share);
+    }
 }
 
 /// A config's identity for resume checks.
@@ -116,8 +156,27 @@ pub fn validate(
         group_size: config.train.val_group_size,
     };
     let specs = validation_specs(layout, config.train.val_seed, config.run.seed);
-    let episodes = backend.rollouts(&specs, sampling_for_validation(config), false)?;
+    let mut episodes = backend.rollouts(&specs, sampling_for_validation(config), false)?;
+    annotate_optimal_lengths(config, &mut episodes);
     Ok((Outcomes::of(&episodes), episodes))
+}
+
+/// Fill in each Sokoban episode's optimal solution length (from the BFS solver), so validation
+/// can report success by difficulty: most short rooms are solved even by a random policy.
+fn annotate_optimal_lengths(config: &Config, episodes: &mut [Episode]) {
+    if config.env.task != "sokoban" {
+        return;
+    }
+    let Ok(crate::env::TaskEnv::Sokoban(mut env)) = super::setup::build_env(config) else {
+        return;
+    };
+    let mut cache = std::collections::HashMap::new();
+    for e in episodes {
+        e.optimal_len = *cache.entry(e.spec.env_seed).or_insert_with(|| {
+            crate::env::Env::reset(&mut env, e.spec.env_seed);
+            env.optimal_solution_len()
+        });
+    }
 }
 
 /// A step whose episodes are played and whose update is in flight.
@@ -128,6 +187,7 @@ struct Pending {
     generated: usize,
     turns: usize,
     steps: usize,
+    search: SearchAccounting,
 }
 
 /// Run training from `state` to `config.train.steps`, logging into `run`.
@@ -170,7 +230,7 @@ pub fn train_loop(
         let specs = training_specs(step, layout, tc.train_seed, config.run.seed);
         let episodes = backend.rollouts(&specs, sampling_for_training(config), true)?;
         let rollout_s = t.elapsed().as_secs_f64();
-        if tc.samples_every > 0 && step % tc.samples_every == 0 {
+        if tc.samples_every > 0 && step.is_multiple_of(tc.samples_every) {
             run.write_samples(step, &episodes[..episodes.len().min(tc.samples_per_file)])?;
         }
         if let Some(p) = pending.take() {
@@ -187,14 +247,15 @@ pub fn train_loop(
                 .flat_map(|e| &e.turns)
                 .map(|t| t.actions.len())
                 .sum(),
+            search: SearchAccounting::of(&episodes),
         };
         backend.start_update(episodes)?;
         pending = Some(p);
         state.next_step = step + 1;
         let last = state.next_step == tc.steps;
-        let val_due = last || (tc.val_every > 0 && state.next_step % tc.val_every == 0);
-        let ckpt_due =
-            last || (tc.checkpoint_every > 0 && state.next_step % tc.checkpoint_every == 0);
+        let val_due = last || (tc.val_every > 0 && state.next_step.is_multiple_of(tc.val_every));
+        let ckpt_due = last
+            || (tc.checkpoint_every > 0 && state.next_step.is_multiple_of(tc.checkpoint_every));
         let mut improved = false;
         if val_due || ckpt_due {
             if let Some(p) = pending.take() {
@@ -268,11 +329,13 @@ fn finish(
             / (update.time_update_s + update.time_prepare_s).max(1e-9),
         env_turns: p.turns,
         env_steps: p.steps,
+        search: p.search,
         rollout_s: p.rollout_s,
         update,
         validation: None,
         supervision: backend.supervision(),
     };
+    line.search.export();
     run.log_metrics(&line)?;
     on_step(&line);
     Ok(())

@@ -44,10 +44,14 @@ pub struct UpdateReport {
     pub grad_norm: f64,
     /// Epochs whose update was skipped for a non-finite loss or gradient.
     pub skipped: usize,
+    /// Every advantage was zero (all kept groups had equal returns): no update was made.
+    pub no_signal: bool,
     /// Mean and max policy lag (versions) of the trained tokens.
     pub lag_mean: f64,
     pub lag_max: u64,
     pub mean_advantage_abs: f64,
+    /// KL to the frozen reference (token-aggregated), when the penalty is on.
+    pub kl_to_reference: f64,
     /// Wall time by phase, seconds.
     pub time_prepare_s: f64,
     pub time_update_s: f64,
@@ -60,6 +64,8 @@ pub struct Learner {
     pub algo: AlgoConfig,
     /// Version of the weights `policy` holds: the number of updates applied.
     pub version: u64,
+    /// Frozen reference for the optional KL penalty (`algo.kl_coef > 0`); `None` otherwise.
+    pub reference: Option<Policy>,
 }
 
 fn to_rows(t: &Tensor) -> Result<Vec<Vec<f64>>, LearnerError> {
@@ -205,9 +211,24 @@ impl Learner {
         let ret = as_tensor(&returns)?;
         report.time_prepare_s = started.elapsed().as_secs_f64();
 
+        // A batch whose advantages are all zero teaches the policy nothing; stepping anyway
+        // would let the entropy bonus alone steer Adam, whose normalised steps are full-size
+        // even for tiny gradients (this drifted a from-scratch model into noise).
+        if kind == AlgoKind::Grpo && advantages.iter().flatten().all(|a| a.abs() < 1e-12) {
+            report.no_signal = true;
+            return Ok(report);
+        }
+
         // 5. The update: clipped policy loss - entropy bonus (+ clipped value loss).
         let t_update = Instant::now();
         let epochs = self.algo.ppo_epochs.max(1);
+        let kl_kind = self.algo.kl_kind()?;
+        let ref_logp = match (&self.reference, self.algo.kl_coef > 0.0) {
+            (Some(reference), true) => {
+                Some(reference.forward_train(&train_batch)?.logprobs.detach())
+            }
+            _ => None,
+        };
         let scalar = |t: &Tensor| -> Result<f64, LearnerError> {
             Ok(t.to_dtype(DType::F64)?.to_scalar::<f64>()?)
         };
@@ -224,7 +245,24 @@ impl Learner {
                 mode,
             )?;
             let entropy = algo::agg_loss(&fwd.entropy, &mask, mode)?;
-            let mut loss = algo::actor_loss(&pg.loss, &entropy, None, self.algo.entropy_coef, 0.0)?;
+            let kl = match &ref_logp {
+                Some(r) => Some(algo::agg_loss(
+                    &algo::kl_penalty(&fwd.logprobs, r, kl_kind)?,
+                    &mask,
+                    mode,
+                )?),
+                None => None,
+            };
+            if let Some(kl) = &kl {
+                report.kl_to_reference += scalar(kl)? / epochs as f64;
+            }
+            let mut loss = algo::actor_loss(
+                &pg.loss,
+                &entropy,
+                kl.as_ref(),
+                self.algo.entropy_coef,
+                self.algo.kl_coef,
+            )?;
             if kind == AlgoKind::Ppo {
                 let vl = algo::value_loss(
                     &fwd.values,

@@ -8,6 +8,7 @@ pub mod run_dir;
 
 pub use config::{ActorsSection, MetricsSection, TrainSection};
 pub mod driver;
+pub mod experiment;
 pub mod learner;
 pub mod serial;
 pub mod setup;

@@ -43,7 +43,7 @@ pub fn validation_specs(layout: Layout, val_seed: u64, run_seed: u64) -> Vec<Epi
         VALIDATION_BASE,
         layout,
         |g| val_seed + g as u64,
-        run_seed ^ 0x5EED_0F_7A1,
+        run_seed ^ 0x5_EED0_F7A1,
     )
 }
 
@@ -82,6 +82,25 @@ pub struct Outcomes {
     /// Mean generated tokens per episode.
     pub mean_generated_tokens: f64,
     pub truncated: usize,
+    /// Success by the instance's optimal solution length (Sokoban: "1-2", "3-4", "5+" moves).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub by_optimal_len: Vec<Bucket>,
+}
+
+/// Success within one difficulty bucket.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Bucket {
+    pub label: &'static str,
+    pub episodes: usize,
+    pub success_rate: f64,
+}
+
+fn bucket_of(len: usize) -> &'static str {
+    match len {
+        0..=2 => "1-2",
+        3..=4 => "3-4",
+        _ => "5+",
+    }
 }
 
 impl Outcomes {
@@ -108,6 +127,21 @@ impl Outcomes {
                 as f64
                 / nf,
             truncated: episodes.iter().filter(|e| e.truncated).count(),
+            by_optimal_len: ["1-2", "3-4", "5+"]
+                .into_iter()
+                .filter_map(|label| {
+                    let within: Vec<&Episode> = episodes
+                        .iter()
+                        .filter(|e| e.optimal_len.map(bucket_of) == Some(label))
+                        .collect();
+                    (!within.is_empty()).then(|| Bucket {
+                        label,
+                        episodes: within.len(),
+                        success_rate: within.iter().filter(|e| e.success).count() as f64
+                            / within.len() as f64,
+                    })
+                })
+                .collect(),
         }
     }
 }

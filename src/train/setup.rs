@@ -83,21 +83,20 @@ fn search_name(config: &Config) -> String {
     crate::search::strategy_name(config)
 }
 
-/// A fresh run.
-pub fn fresh(config: Config) -> Result<Setup> {
-    let env = build_env(&config)?;
-    let (policy, mut optimizer) = build_policy(&config, &env)?;
-    let settings = episode_settings(&config);
+/// A new learner: the policy (with the format warm-up for from-scratch models) at version 0.
+fn new_learner(config: &Config, env: &TaskEnv, settings: &EpisodeSettings) -> Result<Learner> {
+    let (policy, mut optimizer) = build_policy(config, env)?;
     if config.model.path.is_empty() && config.train.format_warmup_steps > 0 {
         let t = std::time::Instant::now();
         optimizer.set_lrs(config.train.format_warmup_lr, config.model.critic_lr);
+        let tc = &config.train;
         let loss = super::warmup::format_warmup(
             &policy,
             &mut optimizer,
-            &env,
-            &settings,
-            config.train.format_warmup_steps,
-            config.train.format_warmup_batch,
+            env,
+            settings,
+            tc.format_warmup_steps,
+            tc.format_warmup_batch,
             config.run.seed,
         )?;
         optimizer.set_lrs(config.model.lr, config.model.critic_lr);
@@ -107,21 +106,45 @@ pub fn fresh(config: Config) -> Result<Setup> {
             "format warm-up done"
         );
     }
+    let reference = if config.algo.kl_coef > 0.0 {
+        Some(copy_of(config, &policy)?)
+    } else {
+        None
+    };
+    Ok(Learner {
+        policy,
+        optimizer,
+        algo: config.algo.clone(),
+        version: 0,
+        reference,
+    })
+}
+
+/// An independent copy of `policy`'s current weights (the frozen KL reference).
+fn copy_of(config: &Config, policy: &Policy) -> Result<Policy> {
+    let mut copy = Policy::from_section(&config.model, policy.tokenizer(), config.run.seed)?;
+    copy.load_weights(&policy.snapshot()?)?;
+    Ok(copy)
+}
+
+fn fresh_state(config: &Config) -> TrainState {
+    TrainState {
+        config_hash: super::driver::config_hash(config),
+        ..TrainState::default()
+    }
+}
+
+/// A fresh run.
+pub fn fresh(config: Config) -> Result<Setup> {
+    let env = build_env(&config)?;
+    let settings = episode_settings(&config);
+    let learner = new_learner(&config, &env, &settings)?;
     let run = RunDir::create(
         Path::new(&config.run.out_dir),
         &run_name(&config),
         &config.to_toml(),
     )?;
-    let state = TrainState {
-        config_hash: super::driver::config_hash(&config),
-        ..TrainState::default()
-    };
-    let learner = Learner {
-        policy,
-        optimizer,
-        algo: config.algo.clone(),
-        version: 0,
-    };
+    let state = fresh_state(&config);
     Ok(Setup {
         config,
         env,
@@ -184,17 +207,8 @@ pub fn resume(root: &Path, overrides: &[String]) -> Result<Setup> {
     let Some((ckpt, (policy, optimizer, state))) = newest_loadable_checkpoint(&run, &config) else {
         tracing::warn!(run = %root.display(), "no complete checkpoint; starting this run over");
         run.truncate_metrics_for_resume(0)?;
-        let (policy, optimizer) = build_policy(&config, &env)?;
-        let state = TrainState {
-            config_hash: super::driver::config_hash(&config),
-            ..TrainState::default()
-        };
-        let learner = Learner {
-            policy,
-            optimizer,
-            algo: config.algo.clone(),
-            version: 0,
-        };
+        let learner = new_learner(&config, &env, &settings)?;
+        let state = fresh_state(&config);
         return Ok(Setup {
             config,
             env,
@@ -209,11 +223,18 @@ pub fn resume(root: &Path, overrides: &[String]) -> Result<Setup> {
     }
     tracing::info!(checkpoint = %ckpt.display(), step = state.next_step, "resuming");
     run.truncate_metrics_for_resume(state.next_step)?;
+    // The KL reference is the model as training began: rebuilt exactly (same seed, same warm-up)
+    // rather than stored, so a resumed run penalises against the same weights.
+    let reference = match config.algo.kl_coef > 0.0 {
+        true => new_learner(&config, &env, &settings)?.reference,
+        false => None,
+    };
     let learner = Learner {
         policy,
         optimizer,
         algo: config.algo.clone(),
         version: state.version,
+        reference,
     };
     Ok(Setup {
         config,

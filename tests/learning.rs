@@ -1,0 +1,173 @@
+//! The whole loop on a problem small enough to learn in seconds: one prompt, replies sampled from
+//! the policy, reward 1 when the reply names "Right". GRPO must make "Right" the usual answer.
+//! If sampling, the sequence layout, the advantages or the update were wrong, it would not.
+
+use tsr::algo::AlgoConfig;
+use tsr::policy::{GenRequest, ModelSection, Policy, PolicyOptimizer, Sampling, Tokenizer};
+use tsr::search::{Episode, EpisodeSpec, SearchCounts};
+use tsr::train::learner::Learner;
+
+const ACTIONS: [&str; 4] = ["Up", "Down", "Left", "Right"];
+
+#[test]
+fn grpo_learns_a_one_turn_bandit_from_its_own_samples() {
+    let corpus: Vec<String> = (0..200)
+        .map(|i| format!("<answer>{}</answer> state {i}", ACTIONS[i % 4]))
+        .collect();
+    let tok = Tokenizer::build_for_corpus_sized(&corpus, 320).expect("tokenizer");
+    let section = ModelSection {
+        lr: 1e-3,
+        max_new_tokens: 8,
+        ..ModelSection::default()
+    };
+    let policy = Policy::from_section(&section, &tok, 3).expect("policy");
+    let optimizer = PolicyOptimizer::new(&policy, &section).expect("optimizer");
+    let algo = AlgoConfig {
+        kind: "grpo".into(),
+        filter_ratio: 1.0,
+        entropy_coef: 0.0,
+        loss_agg: "seq-mean-token-mean".into(),
+        ..AlgoConfig::default()
+    };
+    let mut learner = Learner {
+        policy,
+        optimizer,
+        algo,
+        version: 0,
+        reference: None,
+    };
+    let prompt = tok
+        .encode("<|im_start|>user\nstate<|im_end|>\n<|im_start|>assistant\n")
+        .expect("prompt");
+    let share_right = |learner: &Learner, seed: u64| -> f64 {
+        let req = GenRequest {
+            prompt: prompt.clone(),
+            n: 64,
+            max_new_tokens: 8,
+            sampling: Sampling::default(),
+            stop_strings: vec![],
+            seed,
+        };
+        let out = learner.policy.generate(&[req]).expect("generate");
+        let texts: Vec<String> = out[0]
+            .samples
+            .iter()
+            .map(|s| tok.decode(&s.tokens))
+            .collect();
+        texts.iter().filter(|t| t.contains("Right")).count() as f64 / texts.len() as f64
+    };
+    let before = share_right(&learner, 999);
+    for step in 0..40u64 {
+        let req = GenRequest {
+            prompt: prompt.clone(),
+            n: 16,
+            max_new_tokens: 8,
+            sampling: Sampling::default(),
+            stop_strings: vec![],
+            seed: step,
+        };
+        let out = learner.policy.generate(&[req]).expect("generate");
+        let episodes: Vec<Episode> = out[0]
+            .samples
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                let ret = if tok.decode(&s.tokens).contains("Right") {
+                    1.0
+                } else {
+                    0.0
+                };
+                let tokens: Vec<u32> = prompt.iter().chain(&s.tokens).copied().collect();
+                let mask = prompt
+                    .iter()
+                    .map(|_| 0)
+                    .chain(s.tokens.iter().map(|_| 1))
+                    .collect();
+                Episode {
+                    spec: EpisodeSpec {
+                        id: i as u64,
+                        group: 0,
+                        env_seed: 0,
+                        sample_seed: 0,
+                    },
+                    token_version: vec![learner.version; tokens.len()],
+                    tokens,
+                    assistant_mask: mask,
+                    turns: vec![],
+                    ret,
+                    success: ret > 0.0,
+                    format_errors: 0,
+                    generated_tokens: s.tokens.len(),
+                    search: SearchCounts::default(),
+                    truncated: false,
+                    seconds: 0.0,
+                    optimal_len: None,
+                }
+            })
+            .collect();
+        learner.update(&episodes).expect("update");
+    }
+    let after = share_right(&learner, 999);
+    assert!(
+        after > 0.8 && after > before + 0.3,
+        "share of \"Right\" went from {before:.2} to {after:.2}"
+    );
+}
+
+#[test]
+fn published_weights_make_the_inference_copy_sample_like_the_learner() {
+    let corpus: Vec<String> = (0..100)
+        .map(|i| format!("<answer>{}</answer> {i}", ACTIONS[i % 4]))
+        .collect();
+    let tok = Tokenizer::build_for_corpus_sized(&corpus, 300).expect("tokenizer");
+    let section = ModelSection {
+        lr: 1e-2,
+        max_new_tokens: 6,
+        ..ModelSection::default()
+    };
+    let learner_policy = Policy::from_section(&section, &tok, 1).expect("policy");
+    let mut inference = Policy::from_section(&section, &tok, 2).expect("policy");
+    let mut optimizer = PolicyOptimizer::new(&learner_policy, &section).expect("optimizer");
+    let prompt = tok.encode("<answer>").expect("prompt");
+    let sample = |p: &Policy| -> Vec<Vec<u32>> {
+        let req = GenRequest {
+            prompt: prompt.clone(),
+            n: 8,
+            max_new_tokens: 6,
+            sampling: Sampling::default(),
+            stop_strings: vec![],
+            seed: 5,
+        };
+        p.generate(&[req]).expect("generate")[0]
+            .samples
+            .iter()
+            .map(|s| s.tokens.clone())
+            .collect()
+    };
+    inference
+        .load_weights(&learner_policy.snapshot().expect("snapshot"))
+        .expect("load");
+    assert_eq!(sample(&inference), sample(&learner_policy));
+    // One optimizer step on the learner: the inference copy only follows once published.
+    let batch = tsr::policy::TrainBatch {
+        tokens: vec![tok.encode("<answer>Right</answer>").expect("ids")],
+    };
+    let loss = learner_policy
+        .forward_train(&batch)
+        .expect("fwd")
+        .logprobs
+        .sum_all()
+        .expect("sum")
+        .neg()
+        .expect("neg");
+    optimizer.step(&loss).expect("step");
+    let trained = sample(&learner_policy);
+    inference
+        .load_weights(&learner_policy.snapshot().expect("snapshot"))
+        .expect("load");
+    assert_eq!(
+        sample(&inference),
+        trained,
+        "after publishing, the copy samples what the learner would"
+    );
+}
