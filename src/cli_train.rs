@@ -7,7 +7,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use anyhow::{Context, Result};
 use clap::Args;
 use tsr::config::Config;
-use tsr::train::driver::{StepLine, train_loop, validate};
+use tsr::progress::Progress;
+use tsr::train::driver::{train_loop, validate};
 use tsr::train::serial::SerialBackend;
 use tsr::train::setup;
 
@@ -65,32 +66,31 @@ fn install_signal_handlers() -> Arc<AtomicBool> {
     stop
 }
 
-fn print_step(line: &StepLine) {
-    eprintln!(
-        "step {:>5} v{:<5} success {:>5.1}% return {:>6.2} loss {:>8.4} entropy {:.3} gen {:>7.0} tok/s lag {:.2}",
-        line.step,
-        line.version,
-        100.0 * line.train.success_rate,
-        line.train.mean_return,
-        line.update.pg_loss,
-        line.update.entropy,
-        line.generated_tokens_per_s,
-        line.update.lag_mean
-    );
+/// Serve `/metrics` with every series at 0 (before a fresh run's format warm-up, so the run
+/// shows up in Prometheus from its start).
+fn start_metrics(c: &Config) -> Result<()> {
+    if let Some(addr) = tsr::metrics::serve(&c.metrics.listen).map_err(anyhow::Error::msg)? {
+        tracing::info!("serving metrics on http://{addr}/metrics");
+    }
+    tsr::metrics::init_series(&c.env.task, &c.search.kind);
+    Ok(())
 }
 
 pub fn train(args: TrainArgs) -> Result<()> {
     // First thing: a signal during set-up (format warm-up, loading) must also end cleanly.
     let stop = install_signal_handlers();
     let setup = match &args.resume {
-        Some(dir) => setup::resume(dir, &args.config.overrides)?,
-        None => setup::fresh(args.config.load()?)?,
+        Some(dir) => {
+            let setup = setup::resume(dir, &args.config.overrides)?;
+            start_metrics(&setup.config)?;
+            setup
+        }
+        None => {
+            let config = args.config.load()?;
+            start_metrics(&config)?;
+            setup::fresh(config)?
+        }
     };
-    if let Some(addr) =
-        tsr::metrics::serve(&setup.config.metrics.listen).map_err(anyhow::Error::msg)?
-    {
-        tracing::info!("serving metrics on http://{addr}/metrics");
-    }
     eprintln!("run folder: {}", setup.run.root.display());
     let setup::Running {
         mut backend,
@@ -99,14 +99,26 @@ pub fn train(args: TrainArgs) -> Result<()> {
         state,
     } = setup::into_backend(setup, args.deterministic)?;
     let stopper = stop.clone();
-    let final_state = train_loop(
+    let m = &config.metrics;
+    let mut progress = Progress::start(state.next_step, config.train.steps, m.status_interval_s);
+    let result = train_loop(
         backend.as_mut(),
         &config,
         &mut run,
         state,
-        &mut print_step,
+        &mut |line| progress.on_step(line),
         &move || stopper.load(Ordering::SeqCst),
-    )?;
+    );
+    progress.finish();
+    match tsr::plot::plot_run(&run.root) {
+        Ok(_) => tracing::info!("learning curves in {}", run.root.join("plots").display()),
+        Err(e) => tracing::warn!("no learning curves: {e}"),
+    }
+    if m.linger_s > 0.0 {
+        tracing::info!("serving the final metrics for {} s more", m.linger_s);
+        std::thread::sleep(std::time::Duration::from_secs_f64(m.linger_s));
+    }
+    let final_state = result?;
     if stop.load(Ordering::SeqCst) {
         eprintln!("stopped by a signal after step {}", final_state.next_step);
     }

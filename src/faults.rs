@@ -214,11 +214,9 @@ impl Supervision {
     }
     pub fn episode_replayed(&self) {
         Self::bump(&self.episodes_replayed);
-        metrics::counter!(m::EPISODES, "outcome" => "replayed").increment(1);
     }
     pub fn episode_abandoned(&self) {
         Self::bump(&self.episodes_abandoned);
-        metrics::counter!(m::EPISODES, "outcome" => "abandoned").increment(1);
     }
     pub fn inference_queue(&self, depth: usize) {
         self.inference_queue_peak

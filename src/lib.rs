@@ -10,6 +10,8 @@ pub mod config;
 pub mod env;
 pub mod faults;
 pub mod metrics;
+pub mod plot;
 pub mod policy;
+pub mod progress;
 pub mod search;
 pub mod train;

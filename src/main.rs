@@ -56,6 +56,11 @@ enum Command {
     },
     /// Evaluate a checkpoint on the validation instances (no search).
     Eval(cli_train::EvalArgs),
+    /// Write PNG learning curves (success, return, losses, throughput) of a run into RUN_DIR/plots.
+    Plot {
+        /// A run folder (runs/...) holding metrics.jsonl.
+        run_dir: PathBuf,
+    },
     /// Look at, replay, play and benchmark environments.
     Env {
         #[command(subcommand)]
@@ -92,13 +97,7 @@ fn main() -> ExitCode {
     }
     tsr::policy::tune_allocator();
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    tsr::progress::init_logging();
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
@@ -139,6 +138,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Train(args) => cli_train::train(args),
         Command::Eval(args) => cli_train::eval(args),
+        Command::Plot { run_dir } => {
+            for file in tsr::plot::plot_run(&run_dir)? {
+                println!("{}", file.display());
+            }
+            Ok(())
+        }
         Command::Experiment { file } => {
             let exp = tsr::train::experiment::load(&file)?;
             let results = tsr::train::experiment::run(&exp)?;

@@ -10,7 +10,6 @@ use actix::prelude::*;
 
 use crate::env::{ParsedReply, TaskEnv, TaskKind, TurnResult, TurnRules};
 use crate::faults::{Dice, Supervision, maybe_panic};
-use crate::metrics as m;
 use crate::search::{EnvHandle, SampleError};
 
 pub struct EnvActor {
@@ -19,7 +18,6 @@ pub struct EnvActor {
     /// The live environment of every open episode, by episode id. An entry is removed by
     /// `Close`; if the actor restarts, the map starts empty and `RemoteEnv` reports the loss.
     envs: HashMap<u64, TaskEnv>,
-    task: &'static str,
     /// Injected panics per step (`faults.env_panic_p`) and the die that decides them.
     panic_p: f64,
     dice: Dice,
@@ -29,11 +27,9 @@ pub struct EnvActor {
 
 impl EnvActor {
     pub fn new(template: TaskEnv, panic_p: f64, dice: Dice, supervision: Arc<Supervision>) -> Self {
-        let task = template.kind().name();
         Self {
             template,
             envs: HashMap::new(),
-            task,
             panic_p,
             dice,
             supervision,
@@ -145,10 +141,12 @@ impl Handler<Play> for EnvActor {
         self.guarded(ctx, |me| {
             maybe_panic(&mut me.dice, me.panic_p, "environment actor");
             let env = me.envs.get_mut(&msg.id)?;
-            let result = crate::env::play_turn(env, &msg.reply, msg.actions_used, &msg.rules);
-            metrics::counter!(m::ENV_STEPS, "task" => me.task, "kind" => "real")
-                .increment(result.steps.len() as u64);
-            Some(result)
+            Some(crate::env::play_turn(
+                env,
+                &msg.reply,
+                msg.actions_used,
+                &msg.rules,
+            ))
         })
     }
 }

@@ -141,6 +141,7 @@ fn serve(
             }
             run_batch(policy, *version, batch, stats);
         }
+        metrics::gauge!(m::QUEUE_DEPTH, "role" => "inference").set(batcher.len() as f64);
     }
 }
 
@@ -161,8 +162,6 @@ fn run_batch(policy: &Policy, version: u64, batch: Vec<Generate>, stats: &Infere
     match result {
         Ok(outputs) => {
             for (g, out) in batch.into_iter().zip(outputs) {
-                let tokens: usize = out.samples.iter().map(|s| s.tokens.len()).sum();
-                metrics::counter!(m::TOKENS_GENERATED).increment(tokens as u64);
                 let _ = g.reply.send(Ok((
                     out.samples.into_iter().map(candidate_of).collect(),
                     version,

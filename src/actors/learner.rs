@@ -43,12 +43,12 @@ pub struct Train(pub Vec<Episode>);
 impl Handler<Train> for LearnerActor {
     type Result = Result<(UpdateReport, u64), String>;
     fn handle(&mut self, msg: Train, _: &mut SyncContext<Self>) -> Self::Result {
+        metrics::gauge!(m::QUEUE_DEPTH, "role" => "learner").decrement(1);
         let before = self.learner.version;
         let report = self
             .faults
             .update(&mut self.learner, &msg.0)
             .map_err(|e| e.to_string())?;
-        crate::train::report_update(&report);
         if self.learner.version != before {
             let weights = self.learner.policy.snapshot().map_err(|e| e.to_string())?;
             let version = self.learner.version;

@@ -163,6 +163,8 @@ impl Backend for ActorBackend {
         sampling: Sampling,
         train: bool,
     ) -> anyhow::Result<Vec<Episode>> {
+        metrics::gauge!(crate::metrics::QUEUE_DEPTH, "role" => "search")
+            .increment(specs.len() as f64);
         let asks = specs.iter().map(|&spec| {
             self.search.send(RunEpisode {
                 spec,
@@ -182,6 +184,7 @@ impl Backend for ActorBackend {
 
     fn start_update(&mut self, episodes: Vec<Episode>) -> anyhow::Result<()> {
         anyhow::ensure!(self.pending.is_none(), "an update is already in flight");
+        metrics::gauge!(crate::metrics::QUEUE_DEPTH, "role" => "learner").increment(1.0);
         self.pending = Some(self.learner.send(Train(episodes)));
         Ok(())
     }

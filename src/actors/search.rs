@@ -96,6 +96,7 @@ pub struct RunEpisode {
 impl Handler<RunEpisode> for SearchActor {
     type Result = Result<Episode, String>;
     fn handle(&mut self, msg: RunEpisode, _: &mut SyncContext<Self>) -> Self::Result {
+        metrics::gauge!(m::QUEUE_DEPTH, "role" => "search").decrement(1);
         let sup = self.shared.supervision.clone();
         let attempts = self.shared.faults.episode_attempts.max(1);
         let mut last_error = String::new();
@@ -111,12 +112,6 @@ impl Handler<RunEpisode> for SearchActor {
             sup.episode_started();
             match catch_unwind(AssertUnwindSafe(|| self.play(&msg, attempt))) {
                 Ok(Ok(episode)) => {
-                    let outcome = if episode.success {
-                        "success"
-                    } else {
-                        "failure"
-                    };
-                    metrics::counter!(m::EPISODES, "outcome" => outcome).increment(1);
                     sup.episode_finished();
                     return Ok(episode);
                 }

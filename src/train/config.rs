@@ -178,6 +178,9 @@ pub struct MetricsSection {
     pub listen: String,
     /// Seconds between one-line status reports when stderr is not a terminal.
     pub status_interval_s: f64,
+    /// Keep serving /metrics this many seconds after the run ends, so that Prometheus scrapes
+    /// the final values (0 = exit at once).
+    pub linger_s: f64,
 }
 
 impl Default for MetricsSection {
@@ -185,6 +188,7 @@ impl Default for MetricsSection {
         Self {
             listen: "127.0.0.1:9464".into(),
             status_interval_s: 10.0,
+            linger_s: 0.0,
         }
     }
 }
@@ -204,5 +208,6 @@ impl Section for MetricsSection {
             0.1,
             86_400.0,
         );
+        issues.range(&format!("{p}.linger_s"), self.linger_s, 0.0, 86_400.0);
     }
 }

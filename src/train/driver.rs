@@ -111,13 +111,6 @@ impl SearchAccounting {
             time_share: episodes.iter().map(|e| e.search.seconds).sum::<f64>() / seconds.max(1e-12),
         }
     }
-
-    fn export(&self) {
-        use crate::metrics as m;
-        metrics::counter!(m::SEARCH_TOKENS).increment(self.search_tokens as u64);
-        metrics::counter!(m::SEARCH_FORKS).increment(self.forks as u64);
-        metrics::gauge!(m::SEARCH_TIME_SHARE).set(self.time_share);
-    }
 }
 
 /// A config's identity for resume checks.
@@ -156,7 +149,9 @@ pub fn validate(
         group_size: config.train.val_group_size,
     };
     let specs = validation_specs(layout, config.train.val_seed, config.run.seed);
+    let t = Instant::now();
     let mut episodes = backend.rollouts(&specs, sampling_for_validation(config), false)?;
+    crate::metrics::record_episodes(&episodes, t.elapsed().as_secs_f64(), false);
     annotate_optimal_lengths(config, &mut episodes);
     Ok((Outcomes::of(&episodes), episodes))
 }
@@ -230,6 +225,7 @@ pub fn train_loop(
         let specs = training_specs(step, layout, tc.train_seed, config.run.seed);
         let episodes = backend.rollouts(&specs, sampling_for_training(config), true)?;
         let rollout_s = t.elapsed().as_secs_f64();
+        crate::metrics::record_episodes(&episodes, rollout_s, true);
         if tc.samples_every > 0 && step.is_multiple_of(tc.samples_every) {
             run.write_samples(step, &episodes[..episodes.len().min(tc.samples_per_file)])?;
         }
@@ -335,8 +331,8 @@ fn finish(
         validation: None,
         supervision: backend.supervision(),
     };
-    line.search.export();
     run.log_metrics(&line)?;
+    crate::metrics::record_step(&line);
     on_step(&line);
     Ok(())
 }
@@ -358,6 +354,7 @@ fn save_checkpoint(
         serde_json::to_string_pretty(state)?,
     )?;
     RunDir::mark_complete(&dir)?;
+    crate::metrics::checkpoint_written();
     run.prune_checkpoints(config.train.keep_last, state.best_success.map(|(_, s)| s))?;
     Ok(())
 }
