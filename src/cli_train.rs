@@ -77,6 +77,8 @@ fn start_metrics(c: &Config) -> Result<()> {
 }
 
 pub fn train(args: TrainArgs) -> Result<()> {
+    // First thing: a signal during set-up (format warm-up, loading) must also end cleanly.
+    let stop = install_signal_handlers();
     let setup = match &args.resume {
         Some(dir) => {
             let setup = setup::resume(dir, &args.config.overrides)?;
@@ -90,7 +92,6 @@ pub fn train(args: TrainArgs) -> Result<()> {
         }
     };
     eprintln!("run folder: {}", setup.run.root.display());
-    let stop = install_signal_handlers();
     let setup::Running {
         mut backend,
         config,
@@ -118,6 +119,9 @@ pub fn train(args: TrainArgs) -> Result<()> {
         std::thread::sleep(std::time::Duration::from_secs_f64(m.linger_s));
     }
     let final_state = result?;
+    if stop.load(Ordering::SeqCst) {
+        eprintln!("stopped by a signal after step {}", final_state.next_step);
+    }
     eprintln!(
         "done: {} steps, best validation success {:?}, run folder {}",
         final_state.next_step,

@@ -240,11 +240,14 @@ impl Config {
 }
 
 fn apply_override(root: &mut Value, ov: &str, issues: &mut Issues) {
-    let Some((path, raw)) = ov.split_once('=') else {
-        issues.push(ov, "an override must look like key.path=value");
+    let parts = ov.split_once('=').map(|(p, raw)| (p.trim(), raw));
+    let Some((path, raw)) = parts.filter(|(p, _)| !p.split('.').any(str::is_empty)) else {
+        issues.push(
+            format!("-c {ov:?}"),
+            "an override must look like key.path=value",
+        );
         return;
     };
-    let path = path.trim();
     let value = format!("v = {raw}")
         .parse::<toml::Table>()
         .ok()
@@ -351,4 +354,6 @@ sections! {
     actors: crate::train::ActorsSection,
     /// Prometheus endpoint and console status.
     metrics: crate::train::MetricsSection,
+    /// Injected faults (all off by default) and supervisors' retry budgets.
+    faults: crate::faults::FaultsSection,
 }

@@ -8,6 +8,7 @@ pub mod actors;
 pub mod algo;
 pub mod config;
 pub mod env;
+pub mod faults;
 pub mod metrics;
 pub mod plot;
 pub mod policy;

@@ -49,7 +49,7 @@ pub const ACTOR_RESTARTS: &str = "tsr_actor_restarts_total";
 /// Roles with a queue someone fills (env actors answer at once: their mailboxes stay empty).
 pub const QUEUE_ROLES: [&str; 3] = ["search", "inference", "learner"];
 /// Roles whose work is retried after a failure.
-pub const RESTART_ROLES: [&str; 1] = ["search"];
+pub const RESTART_ROLES: [&str; 3] = ["env", "search", "learner"];
 pub const PHASES_ROLLOUT: [&str; 2] = ["train", "validation"];
 pub const OUTCOMES: [&str; 3] = ["success", "failure", "truncated"];
 pub const LEARNER_PHASES: [&str; 2] = ["prepare", "update"];

@@ -302,6 +302,7 @@ mod tests {
             env_steps: 1,
             search: Default::default(),
             validation: None,
+            supervision: None,
         };
         p.on_step(&line);
         let s = p.shared.snapshot.lock().unwrap().0.clone();

@@ -35,6 +35,7 @@ fn step_line(step: u64, loss: f64) -> String {
         env_steps: 60,
         search: Default::default(),
         validation: None,
+        supervision: None,
     };
     serde_json::to_string(&line).unwrap()
 }

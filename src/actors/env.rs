@@ -3,10 +3,13 @@
 //! each call into a message and waits for the answer.
 
 use std::collections::HashMap;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
 
 use actix::prelude::*;
 
 use crate::env::{ParsedReply, TaskEnv, TaskKind, TurnResult, TurnRules};
+use crate::faults::{Dice, Supervision, maybe_panic};
 use crate::search::{EnvHandle, SampleError};
 
 pub struct EnvActor {
@@ -15,19 +18,56 @@ pub struct EnvActor {
     /// The live environment of every open episode, by episode id. An entry is removed by
     /// `Close`; if the actor restarts, the map starts empty and `RemoteEnv` reports the loss.
     envs: HashMap<u64, TaskEnv>,
+    /// Injected panics per step (`faults.env_panic_p`) and the die that decides them.
+    panic_p: f64,
+    dice: Dice,
+    /// Where restarts are counted.
+    supervision: Arc<Supervision>,
 }
 
 impl EnvActor {
-    pub fn new(template: TaskEnv) -> Self {
+    pub fn new(template: TaskEnv, panic_p: f64, dice: Dice, supervision: Arc<Supervision>) -> Self {
         Self {
             template,
             envs: HashMap::new(),
+            panic_p,
+            dice,
+            supervision,
+        }
+    }
+
+    /// Run a handler's body; if it panics, drop every environment (their state may be damaged)
+    /// and stop, so the supervisor restarts this actor clean. A panic must not unwind out of a
+    /// handler: it would take the whole arbiter thread down with it.
+    fn guarded<T: Default>(
+        &mut self,
+        ctx: &mut Context<Self>,
+        body: impl FnOnce(&mut Self) -> T,
+    ) -> T {
+        match catch_unwind(AssertUnwindSafe(|| body(self))) {
+            Ok(out) => out,
+            Err(_) => {
+                tracing::warn!(
+                    lost = self.envs.len(),
+                    "environment actor panicked; restarting it"
+                );
+                self.envs.clear();
+                ctx.stop();
+                T::default()
+            }
         }
     }
 }
 
 impl Actor for EnvActor {
     type Context = Context<Self>;
+}
+
+impl Supervised for EnvActor {
+    fn restarting(&mut self, _: &mut Context<Self>) {
+        self.envs.clear();
+        self.supervision.env_restarted();
+    }
 }
 
 /// Start episode `id` on instance `seed`.
@@ -77,33 +117,44 @@ pub struct Close(pub u64);
 
 impl Handler<Open> for EnvActor {
     type Result = ();
-    fn handle(&mut self, msg: Open, _: &mut Context<Self>) {
-        let mut env = self.template.clone();
-        crate::env::Env::reset(&mut env, msg.seed);
-        self.envs.insert(msg.id, env);
+    fn handle(&mut self, msg: Open, ctx: &mut Context<Self>) {
+        self.guarded(ctx, |me| {
+            let mut env = me.template.clone();
+            crate::env::Env::reset(&mut env, msg.seed);
+            me.envs.insert(msg.id, env);
+        })
     }
 }
 
 impl Handler<Observe> for EnvActor {
     type Result = Option<String>;
-    fn handle(&mut self, msg: Observe, _: &mut Context<Self>) -> Option<String> {
-        self.envs.get(&msg.0).map(crate::env::Env::observation)
+    fn handle(&mut self, msg: Observe, ctx: &mut Context<Self>) -> Option<String> {
+        self.guarded(ctx, |me| {
+            me.envs.get(&msg.0).map(crate::env::Env::observation)
+        })
     }
 }
 
 impl Handler<Play> for EnvActor {
     type Result = Option<TurnResult>;
-    fn handle(&mut self, msg: Play, _: &mut Context<Self>) -> Option<TurnResult> {
-        let env = self.envs.get_mut(&msg.id)?;
-        let result = crate::env::play_turn(env, &msg.reply, msg.actions_used, &msg.rules);
-        Some(result)
+    fn handle(&mut self, msg: Play, ctx: &mut Context<Self>) -> Option<TurnResult> {
+        self.guarded(ctx, |me| {
+            maybe_panic(&mut me.dice, me.panic_p, "environment actor");
+            let env = me.envs.get_mut(&msg.id)?;
+            Some(crate::env::play_turn(
+                env,
+                &msg.reply,
+                msg.actions_used,
+                &msg.rules,
+            ))
+        })
     }
 }
 
 impl Handler<Fork> for EnvActor {
     type Result = Option<TaskEnv>;
-    fn handle(&mut self, msg: Fork, _: &mut Context<Self>) -> Option<TaskEnv> {
-        self.envs.get(&msg.0).cloned()
+    fn handle(&mut self, msg: Fork, ctx: &mut Context<Self>) -> Option<TaskEnv> {
+        self.guarded(ctx, |me| me.envs.get(&msg.0).cloned())
     }
 }
 
@@ -120,6 +171,10 @@ pub struct RemoteEnv {
     id: u64,
     kind: TaskKind,
     action_names: Vec<String>,
+    /// Injected panics of the search actor per step (`faults.search_panic_p`) and their die:
+    /// a step is where a search actor does real work between messages.
+    pub panic_p: f64,
+    pub dice: Option<Dice>,
 }
 
 impl RemoteEnv {
@@ -130,6 +185,8 @@ impl RemoteEnv {
             id,
             kind: template.kind(),
             action_names: crate::env::Env::action_names(template),
+            panic_p: 0.0,
+            dice: None,
         }
     }
 
@@ -183,6 +240,9 @@ impl EnvHandle for RemoteEnv {
         actions_used: usize,
         rules: &TurnRules,
     ) -> Result<TurnResult, SampleError> {
+        if let Some(dice) = &mut self.dice {
+            maybe_panic(dice, self.panic_p, "search actor");
+        }
         self.call(Play {
             id: self.id,
             reply: reply.clone(),

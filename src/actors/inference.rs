@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, bounded};
 
 use super::batcher::{BatchLimits, Batchable, Batcher};
+use crate::faults::{Dice, Supervision};
 use crate::metrics as m;
 use crate::policy::{GenRequest, Policy, Sampling, Weights};
 use crate::search::{Candidate, SampleError, Sampler};
@@ -56,6 +57,15 @@ pub struct InferenceStats {
     pub busy_ns: AtomicU64,
 }
 
+/// Injected slowness of the inference actor (`faults.inference_delay_ms` and `_jitter_ms`).
+pub struct InferenceFaults {
+    pub delay_ms: f64,
+    pub jitter_ms: f64,
+    pub dice: Dice,
+    /// Where the peak queue depth is recorded.
+    pub supervision: Arc<Supervision>,
+}
+
 /// Start the inference thread. Its queue holds at most `queue_bound` messages; senders wait.
 pub fn spawn(
     mut policy: Policy,
@@ -63,11 +73,12 @@ pub fn spawn(
     limits: BatchLimits,
     queue_bound: usize,
     stats: Arc<InferenceStats>,
+    mut faults: InferenceFaults,
 ) -> std::io::Result<(Sender<InferenceMsg>, JoinHandle<()>)> {
     let (tx, rx) = bounded::<InferenceMsg>(queue_bound);
     let handle = std::thread::Builder::new()
         .name("tsr-inference".into())
-        .spawn(move || serve(&mut policy, &mut version, limits, &rx, &stats))?;
+        .spawn(move || serve(&mut policy, &mut version, limits, &rx, &stats, &mut faults))?;
     Ok((tx, handle))
 }
 
@@ -77,6 +88,7 @@ fn serve(
     limits: BatchLimits,
     rx: &Receiver<InferenceMsg>,
     stats: &InferenceStats,
+    faults: &mut InferenceFaults,
 ) {
     let mut batcher: Batcher<Generate> = Batcher::new(limits);
     metrics::gauge!(m::POLICY_VERSION, "role" => "inference").set(*version as f64);
@@ -122,7 +134,11 @@ fn serve(
             }
         }
         metrics::gauge!(m::QUEUE_DEPTH, "role" => "inference").set(batcher.len() as f64);
+        faults.supervision.inference_queue(batcher.len());
         while let Some(batch) = batcher.take(Instant::now()) {
+            if faults.delay_ms > 0.0 || faults.jitter_ms > 0.0 {
+                std::thread::sleep(faults.dice.delay(faults.delay_ms, faults.jitter_ms));
+            }
             run_batch(policy, *version, batch, stats);
         }
         metrics::gauge!(m::QUEUE_DEPTH, "role" => "inference").set(batcher.len() as f64);

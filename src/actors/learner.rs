@@ -7,6 +7,7 @@ use actix::prelude::*;
 use crossbeam_channel::Sender;
 
 use super::inference::InferenceMsg;
+use crate::faults::LearnerFaults;
 use crate::metrics as m;
 use crate::search::Episode;
 use crate::train::driver::TrainState;
@@ -16,11 +17,17 @@ pub struct LearnerActor {
     learner: Learner,
     /// Where new weights go; if the inference actor is gone the run is ending anyway.
     inference: Sender<InferenceMsg>,
+    /// Injected learner faults and the retry of a failed update.
+    faults: LearnerFaults,
 }
 
 impl LearnerActor {
-    pub fn new(learner: Learner, inference: Sender<InferenceMsg>) -> Self {
-        Self { learner, inference }
+    pub fn new(learner: Learner, inference: Sender<InferenceMsg>, faults: LearnerFaults) -> Self {
+        Self {
+            learner,
+            inference,
+            faults,
+        }
     }
 }
 
@@ -38,7 +45,10 @@ impl Handler<Train> for LearnerActor {
     fn handle(&mut self, msg: Train, _: &mut SyncContext<Self>) -> Self::Result {
         metrics::gauge!(m::QUEUE_DEPTH, "role" => "learner").decrement(1);
         let before = self.learner.version;
-        let report = self.learner.update(&msg.0).map_err(|e| e.to_string())?;
+        let report = self
+            .faults
+            .update(&mut self.learner, &msg.0)
+            .map_err(|e| e.to_string())?;
         if self.learner.version != before {
             let weights = self.learner.policy.snapshot().map_err(|e| e.to_string())?;
             let version = self.learner.version;

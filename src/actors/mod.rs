@@ -31,6 +31,7 @@ use self::learner::{Checkpoint, LearnerActor, Train};
 use self::search::{RunEpisode, SearchActor, SearchShared};
 use crate::config::Config;
 use crate::env::TaskEnv;
+use crate::faults::{Dice, LearnerFaults, Role, Supervision, SupervisionCounts};
 use crate::policy::{Policy, Sampling};
 use crate::search::strategy::Strategy;
 use crate::search::{Episode, EpisodeSettings, EpisodeSpec};
@@ -46,6 +47,8 @@ pub struct ActorBackend {
     system: actix::System,
     /// Batch counts of the inference actor, for throughput reports.
     pub inference_stats: Arc<inference::InferenceStats>,
+    /// Restarts, replays and episode accounting of every actor.
+    pub supervision: Arc<Supervision>,
     system_thread: Option<std::thread::JoinHandle<()>>,
     inference_thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -66,13 +69,27 @@ pub fn wire(
         max_wait: Duration::from_secs_f64(a.max_wait_ms / 1000.0),
     };
     let stats = Arc::new(inference::InferenceStats::default());
+    let supervision = Arc::new(Supervision::default());
+    let (faults, seed) = (config.faults.clone(), config.run.seed);
+    if faults.env_panic_p > 0.0 || faults.search_panic_p > 0.0 {
+        crate::faults::quiet_injected_panics();
+    }
+    let inference_faults = inference::InferenceFaults {
+        delay_ms: faults.inference_delay_ms,
+        jitter_ms: faults.inference_jitter_ms,
+        dice: Dice::new(seed, Role::Inference, 0),
+        supervision: supervision.clone(),
+    };
     let (inference_tx, inference_thread) = inference::spawn(
         inference_policy,
         learner.version,
         limits,
         a.queue_bound,
         stats.clone(),
+        inference_faults,
     )?;
+    let learner_faults = LearnerFaults::new(&faults, seed, Some(supervision.clone()));
+    let sup = supervision.clone();
     let shared_tokenizer = Arc::new(learner.policy.tokenizer().clone());
     let (search_actors, env_actors) = (a.search_actors, a.env_actors);
     let (addrs_tx, addrs_rx) = std::sync::mpsc::channel();
@@ -83,11 +100,15 @@ pub fn wire(
         .spawn(move || {
             let system = actix::System::new();
             system.block_on(async move {
+                // Supervised: an environment actor that stops after a panic is restarted empty
+                // behind the same address.
                 let envs: Vec<Addr<EnvActor>> = (0..env_actors)
-                    .map(|_| {
+                    .map(|i| {
                         let template = env.clone();
-                        EnvActor::start_in_arbiter(&Arbiter::new().handle(), move |_| {
-                            EnvActor::new(template)
+                        let dice = Dice::new(seed, Role::Env, i as u64);
+                        let (p, sup) = (faults.env_panic_p, sup.clone());
+                        Supervisor::start_in_arbiter(&Arbiter::new().handle(), move |_| {
+                            EnvActor::new(template, p, dice, sup)
                         })
                     })
                     .collect();
@@ -98,6 +119,9 @@ pub fn wire(
                     tokenizer: shared_tokenizer,
                     settings,
                     strategy,
+                    faults,
+                    run_seed: seed,
+                    supervision: sup,
                 };
                 let search =
                     SyncArbiter::start(search_actors, move || SearchActor::new(shared.clone()));
@@ -110,7 +134,7 @@ pub fn wire(
                             .ok()
                             .and_then(|mut c| c.take())
                             .expect("the learner actor is started once");
-                        LearnerActor::new(l, inference_tx.clone())
+                        LearnerActor::new(l, inference_tx.clone(), learner_faults.clone())
                     })
                 });
                 let _ = addrs_tx.send((search, learner, actix::System::current()));
@@ -126,6 +150,7 @@ pub fn wire(
         pending: None,
         system,
         inference_stats: stats,
+        supervision,
         system_thread: Some(system_thread),
         inference_thread: Some(inference_thread),
     })
@@ -180,6 +205,10 @@ impl Backend for ActorBackend {
             self.inference_stats.batches.load(Relaxed),
             self.inference_stats.sequences.load(Relaxed),
         ))
+    }
+
+    fn supervision(&self) -> Option<SupervisionCounts> {
+        Some(self.supervision.counts())
     }
 
     fn checkpoint(&mut self, dir: &Path, state: &TrainState) -> anyhow::Result<()> {

@@ -15,13 +15,11 @@ use crossbeam_channel::Sender;
 use super::env::{EnvActor, RemoteEnv};
 use super::inference::{InferenceMsg, RemoteSampler};
 use crate::env::TaskEnv;
+use crate::faults::{Dice, FaultsSection, Role, Supervision};
 use crate::metrics as m;
 use crate::policy::{Sampling, Tokenizer};
 use crate::search::strategy::Strategy;
 use crate::search::{Episode, EpisodeSettings, EpisodeSpec};
-
-/// Attempts per episode before the failure goes to the coordinator.
-const MAX_ATTEMPTS: usize = 3;
 
 /// What every search actor shares; cloned into each thread.
 #[derive(Clone)]
@@ -33,6 +31,12 @@ pub struct SearchShared {
     pub tokenizer: Arc<Tokenizer>,
     pub settings: EpisodeSettings,
     pub strategy: Arc<Strategy>,
+    /// Injected faults and the episode attempt budget (`faults.episode_attempts`).
+    pub faults: FaultsSection,
+    /// Seeds the fault dice: each play of an episode gets its own die.
+    pub run_seed: u64,
+    /// Where plays, replays and restarts are counted.
+    pub supervision: Arc<Supervision>,
 }
 
 pub struct SearchActor {
@@ -44,10 +48,17 @@ impl SearchActor {
         Self { shared }
     }
 
-    fn play(&self, msg: &RunEpisode) -> Result<Episode, String> {
+    fn play(&self, msg: &RunEpisode, attempt: usize) -> Result<Episode, String> {
         let s = &self.shared;
         let addr = s.envs[(msg.spec.id % s.envs.len() as u64) as usize].clone();
         let mut env = RemoteEnv::new(addr, msg.spec.id, &s.template);
+        if s.faults.search_panic_p > 0.0 {
+            // Keyed by episode and attempt, so the fault pattern does not depend on which
+            // thread happens to play the episode.
+            let index = msg.spec.id.wrapping_mul(1024).wrapping_add(attempt as u64);
+            env.dice = Some(Dice::new(s.run_seed, Role::Search, index));
+            env.panic_p = s.faults.search_panic_p;
+        }
         let mut sampler = RemoteSampler {
             tx: s.inference.clone(),
             sampling: msg.sampling.clone(),
@@ -86,25 +97,38 @@ impl Handler<RunEpisode> for SearchActor {
     type Result = Result<Episode, String>;
     fn handle(&mut self, msg: RunEpisode, _: &mut SyncContext<Self>) -> Self::Result {
         metrics::gauge!(m::QUEUE_DEPTH, "role" => "search").decrement(1);
+        let sup = self.shared.supervision.clone();
+        let attempts = self.shared.faults.episode_attempts.max(1);
         let mut last_error = String::new();
-        for attempt in 0..MAX_ATTEMPTS {
+        for attempt in 0..attempts {
             if attempt > 0 {
-                metrics::counter!(m::ACTOR_RESTARTS, "role" => "search").increment(1);
+                sup.episode_replayed();
                 tracing::warn!(
                     episode = msg.spec.id,
                     attempt,
                     "replaying episode from its start: {last_error}"
                 );
             }
-            match catch_unwind(AssertUnwindSafe(|| self.play(&msg))) {
-                Ok(Ok(episode)) => return Ok(episode),
-                Ok(Err(e)) if e.contains("sampler is closed") => return Err(e),
+            sup.episode_started();
+            match catch_unwind(AssertUnwindSafe(|| self.play(&msg, attempt))) {
+                Ok(Ok(episode)) => {
+                    sup.episode_finished();
+                    return Ok(episode);
+                }
+                Ok(Err(e)) if e.contains("sampler is closed") => {
+                    sup.episode_abandoned();
+                    return Err(e);
+                }
                 Ok(Err(e)) => last_error = e,
-                Err(_) => last_error = "the episode panicked".into(),
+                Err(_) => {
+                    sup.search_restarted();
+                    last_error = "the episode panicked".into();
+                }
             }
         }
+        sup.episode_abandoned();
         Err(format!(
-            "episode {} failed {MAX_ATTEMPTS} times: {last_error}",
+            "episode {} failed {attempts} times: {last_error}",
             msg.spec.id
         ))
     }

@@ -29,6 +29,34 @@ fn settings_hash(arch: &Arch) -> String {
     format!("{h:016x}")
 }
 
+/// Files whose CRC-32 is recorded in `training_state.json` and checked on load.
+const CHECKED: [&str; 4] = [MODEL, "config.json", "tokenizer.json", OPTIMIZER];
+
+fn checksum(path: &Path) -> Result<String, PolicyError> {
+    let bytes = std::fs::read(path).map_err(|e| PolicyError::io(path, e))?;
+    Ok(format!("{:08x}", crc32fast::hash(&bytes)))
+}
+
+/// Compare each file against the checksums saved with it (checkpoints without them pass).
+fn verify_checksums(dir: &Path, meta: &serde_json::Value) -> Result<(), PolicyError> {
+    let Some(sums) = meta.get("checksums").and_then(|c| c.as_object()) else {
+        return Ok(());
+    };
+    for (name, want) in sums {
+        let path = dir.join(name);
+        let got = checksum(&path)?;
+        if Some(got.as_str()) != want.as_str() {
+            return Err(PolicyError::bad_file(
+                &path,
+                format!(
+                    "checksum {got} differs from the {want} saved with it: the file is damaged"
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
 fn write_atomic(
     path: &Path,
     f: impl FnOnce(&Path) -> Result<(), PolicyError>,
@@ -64,7 +92,12 @@ impl Policy {
             candle_core::safetensors::save(&moments, p)
                 .map_err(|e| PolicyError::bad_file(p, format!("cannot write: {e}")))
         })?;
+        let mut checksums = serde_json::Map::new();
+        for name in CHECKED {
+            checksums.insert(name.into(), checksum(&dir.join(name))?.into());
+        }
         let meta = serde_json::json!({
+            "checksums": checksums,
             "optimizer_step": opt.step,
             "model_hash": settings_hash(&self.arch),
             "trainer": state,
@@ -86,6 +119,7 @@ impl Policy {
             std::fs::read_to_string(&state_path).map_err(|e| PolicyError::io(&state_path, e))?;
         let meta: serde_json::Value = serde_json::from_str(&text)
             .map_err(|e| PolicyError::bad_file(&state_path, format!("not JSON: {e}")))?;
+        verify_checksums(dir, &meta)?;
         let tokenizer = Tokenizer::load(&dir.join("tokenizer.json"))?;
         let arch = Arch::from_config_json(&dir.join("config.json"))?;
         let want = meta

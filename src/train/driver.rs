@@ -35,6 +35,10 @@ pub trait Backend {
     fn inference_counts(&self) -> Option<(u64, u64)> {
         None
     }
+    /// Restart and episode accounting, where actors are supervised.
+    fn supervision(&self) -> Option<crate::faults::SupervisionCounts> {
+        None
+    }
 }
 
 /// The loop's own state, saved in every checkpoint so a resumed run continues exactly.
@@ -73,6 +77,9 @@ pub struct StepLine {
     pub search: SearchAccounting,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub validation: Option<Outcomes>,
+    /// Totals of this process so far (actor mode): proof that faults lost no episode.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub supervision: Option<crate::faults::SupervisionCounts>,
 }
 
 /// Search accounting of one step: tokens generated for search vs kept, forks, candidates.
@@ -195,7 +202,7 @@ pub fn train_loop(
     let tc = &config.train;
     let out_of_time =
         || tc.max_minutes > 0.0 && started.elapsed().as_secs_f64() > tc.max_minutes * 60.0;
-    if state.next_step == 0 {
+    if state.next_step == 0 && !stop() {
         let (val, _) = validate(backend, config)?;
         tracing::info!(
             success = val.success_rate,
@@ -322,6 +329,7 @@ fn finish(
         rollout_s: p.rollout_s,
         update,
         validation: None,
+        supervision: backend.supervision(),
     };
     run.log_metrics(&line)?;
     crate::metrics::record_step(&line);

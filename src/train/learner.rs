@@ -78,6 +78,16 @@ fn to_rows(t: &Tensor) -> Result<Vec<Vec<f64>>, LearnerError> {
 impl Learner {
     /// Train on one step's episodes (all groups; filtering happens here).
     pub fn update(&mut self, episodes: &[Episode]) -> Result<UpdateReport, LearnerError> {
+        self.update_with(episodes, false)
+    }
+
+    /// [`Learner::update`], with the loss made NaN when `poison_loss` (fault injection: the
+    /// optimizer must skip the step and the loop must count it).
+    pub fn update_with(
+        &mut self,
+        episodes: &[Episode],
+        poison_loss: bool,
+    ) -> Result<UpdateReport, LearnerError> {
         let started = Instant::now();
         let kind = self.algo.algo_kind()?;
         let mode = self.algo.agg_mode()?;
@@ -273,6 +283,9 @@ impl Learner {
                 report.value_loss += scalar(&vl.loss)? / epochs as f64;
                 report.value_clipfrac += vl.clipfrac / epochs as f64;
                 loss = loss.add(&vl.loss)?;
+            }
+            if poison_loss {
+                loss = (loss * f64::NAN)?;
             }
             let stats = self.optimizer.step(&loss)?;
             report.pg_loss += scalar(&pg.loss)? / epochs as f64;

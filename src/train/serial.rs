@@ -74,6 +74,8 @@ pub struct SerialBackend {
     pub learner: Learner,
     pub settings: EpisodeSettings,
     pub strategy: Strategy,
+    /// Injected learner faults (off unless set) and the retry of a failed update.
+    pub faults: crate::faults::LearnerFaults,
     pending: Option<Vec<Episode>>,
 }
 
@@ -89,6 +91,7 @@ impl SerialBackend {
             learner,
             settings,
             strategy,
+            faults: Default::default(),
             pending: None,
         }
     }
@@ -133,7 +136,7 @@ impl Backend for SerialBackend {
             .pending
             .take()
             .ok_or_else(|| anyhow::anyhow!("no update pending"))?;
-        let report = self.learner.update(&episodes)?;
+        let report = self.faults.update(&mut self.learner, &episodes)?;
         Ok((report, self.learner.version))
     }
 

@@ -177,13 +177,35 @@ pub fn load_checkpoint(
     Ok((policy, optimizer, state))
 }
 
+/// The newest complete checkpoint that loads. A corrupt one is moved aside (renamed
+/// `*.corrupt`, kept for inspection) with a warning, so that pruning never keeps it in place of
+/// a good one, and the previous one is tried.
+fn newest_loadable_checkpoint(
+    run: &RunDir,
+    config: &Config,
+) -> Option<(PathBuf, (Policy, PolicyOptimizer, TrainState))> {
+    for (_, dir) in run.checkpoints().into_iter().rev() {
+        match load_checkpoint(&dir, config) {
+            Ok(loaded) => return Some((dir, loaded)),
+            Err(e) => {
+                let aside = dir.with_extension("corrupt");
+                tracing::warn!(checkpoint = %dir.display(), "skipping a corrupt checkpoint: {e:#}");
+                if let Err(e) = std::fs::rename(&dir, &aside) {
+                    tracing::warn!("could not move {} aside: {e}", dir.display());
+                }
+            }
+        }
+    }
+    None
+}
+
 /// Reopen a run folder at its newest complete checkpoint (or from scratch if it has none).
 pub fn resume(root: &Path, overrides: &[String]) -> Result<Setup> {
     let mut run = RunDir::open(root)?;
     let config = Config::load(Some(&run.config_path()), overrides)?;
     let env = build_env(&config)?;
     let settings = episode_settings(&config);
-    let Some(ckpt) = latest_checkpoint(&run) else {
+    let Some((ckpt, (policy, optimizer, state))) = newest_loadable_checkpoint(&run, &config) else {
         tracing::warn!(run = %root.display(), "no complete checkpoint; starting this run over");
         run.truncate_metrics_for_resume(0)?;
         let learner = new_learner(&config, &env, &settings)?;
@@ -197,7 +219,6 @@ pub fn resume(root: &Path, overrides: &[String]) -> Result<Setup> {
             state,
         });
     };
-    let (policy, optimizer, state) = load_checkpoint(&ckpt, &config)?;
     if state.config_hash != super::driver::config_hash(&config) {
         tracing::warn!("the config differs from the one the checkpoint was trained with");
     }
@@ -248,9 +269,9 @@ pub fn into_backend(setup: Setup, deterministic: bool) -> Result<Running> {
     } = setup;
     let strategy = crate::search::strategy::Strategy::from_config(&config);
     let backend: Box<dyn super::driver::Backend> = if deterministic || config.run.deterministic {
-        Box::new(super::serial::SerialBackend::new(
-            env, learner, settings, strategy,
-        ))
+        let mut serial = super::serial::SerialBackend::new(env, learner, settings, strategy);
+        serial.faults = crate::faults::LearnerFaults::new(&config.faults, config.run.seed, None);
+        Box::new(serial)
     } else {
         let mut inference =
             Policy::from_section(&config.model, learner.policy.tokenizer(), config.run.seed)?;
