@@ -93,15 +93,18 @@ fn a_second_signal_exits_at_once() {
 
 #[test]
 fn sigkill_at_random_moments_always_resumes_and_never_trains_a_step_twice() {
-    const STEPS: u64 = 14;
+    const STEPS: u64 = 20;
     const KILLS: usize = 10;
     let out = tempfile::tempdir().unwrap();
     let runs = out.path().join("runs");
     let reference = tempfile::tempdir().unwrap();
+    // Each update is paced (a benign learner delay) so that on an idle machine the run cannot
+    // outpace the ten kills and finish before they are done.
     let args = [
-        "train.steps=14",
+        "train.steps=20",
         "train.checkpoint_every=1",
         "train.keep_last=2",
+        "faults.learner_delay_ms=250",
     ];
     // The uninterrupted reference runs alongside the kills.
     let mut reference_run = spawn(
