@@ -18,6 +18,8 @@ pub enum PromptForm {
     Chat,
     /// One short user line per turn, `<answer>` replies only.
     Compact,
+    /// As compact, but with the whole observation (coordinate lines too), not just the grid.
+    CompactFull,
 }
 
 impl PromptForm {
@@ -25,6 +27,7 @@ impl PromptForm {
         match s {
             "chat" => Some(PromptForm::Chat),
             "compact" => Some(PromptForm::Compact),
+            "compact_full" => Some(PromptForm::CompactFull),
             _ => None,
         }
     }
@@ -105,6 +108,14 @@ pub fn user_text(
                 ""
             };
             format!("{warn}{}\nleft {actions_left}", compact_state(state))
+        }
+        PromptForm::CompactFull => {
+            let warn = if last.no_valid_action {
+                "invalid\n"
+            } else {
+                ""
+            };
+            format!("{warn}{state}\nleft {actions_left}")
         }
     }
 }

@@ -34,7 +34,8 @@ pub struct TrainSection {
     pub top_p: f64,
     /// Sample only among the k likeliest tokens (0 = off).
     pub top_k: usize,
-    /// Prompt form: "compact" (from-scratch presets), "chat" (pretrained), or "auto".
+    /// Prompt form: "compact" (from-scratch presets; grid only), "compact_full" (compact with
+    /// the whole observation, coordinates included), "chat" (pretrained), or "auto".
     pub prompt_form: String,
     /// Write a checkpoint every this many steps (0 = only at the end).
     pub checkpoint_every: u64,
@@ -105,12 +106,12 @@ impl Section for TrainSection {
             100.0,
         );
         issues.range(&format!("{p}.top_p"), self.top_p, 1e-6, 1.0);
-        let forms = ["compact", "chat", "auto"];
+        let forms = ["compact", "compact_full", "chat", "auto"];
         issues.check(
             forms.contains(&self.prompt_form.as_str()),
             &format!("{p}.prompt_form"),
             &self.prompt_form,
-            "one of compact, chat, auto",
+            "one of compact, compact_full, chat, auto",
         );
         issues.range(&format!("{p}.keep_last"), self.keep_last, 1, 1000);
         issues.range(&format!("{p}.policy_lag"), self.policy_lag, 0, 16);
