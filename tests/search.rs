@@ -415,3 +415,34 @@ fn validation_never_searches() {
         );
     }
 }
+
+#[test]
+fn compact_prompts_show_the_grid_or_the_whole_observation() {
+    use tsr::search::prompt::{LastTurn, PromptForm, user_text};
+    let mut env = corridor(1.0);
+    env.reset(0);
+    let obs = env.observation();
+    let grid_only = user_text(PromptForm::Compact, &obs, 1, 10, LastTurn::default());
+    let full = user_text(PromptForm::CompactFull, &obs, 1, 10, LastTurn::default());
+    assert!(!grid_only.contains("Coordinates"), "{grid_only}");
+    assert!(grid_only.starts_with(obs.split_once("Grid Map: \n").expect("grid").1));
+    assert!(
+        full.starts_with(&obs) && full.ends_with("left 10"),
+        "{full}"
+    );
+    let warned = user_text(
+        PromptForm::CompactFull,
+        &obs,
+        2,
+        9,
+        LastTurn {
+            reward: Some(0.0),
+            no_valid_action: true,
+        },
+    );
+    assert!(warned.starts_with("invalid\n"));
+    assert_eq!(
+        PromptForm::parse("compact_full"),
+        Some(PromptForm::CompactFull)
+    );
+}
