@@ -1,64 +1,17 @@
 //! End-to-end training runs through the `tsr` binary, kept tiny: determinism, exact resume,
 //! the actor system, and `tsr eval`.
 
+mod reliability_common;
+
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
-fn tsr() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_tsr"));
-    c.current_dir(env!("CARGO_MANIFEST_DIR"));
-    c
-}
-
-/// Overrides that make the smoke config a few seconds long.
-fn tiny(out: &Path) -> Vec<String> {
-    [
-        format!(
-            "run.out_dir={}",
-            toml::Value::String(out.display().to_string())
-        ),
-        "train.format_warmup_steps=3".into(),
-        "train.format_warmup_batch=4".into(),
-        "train.val_groups=2".into(),
-        "train.val_group_size=2".into(),
-        "train.val_every=0".into(),
-        "algo.env_groups=2".into(),
-        "algo.group_size=2".into(),
-        "model.max_new_tokens=12".into(),
-        "metrics.listen=\"127.0.0.1:0\"".into(),
-    ]
-    .into_iter()
-    .collect()
-}
+// The shared helpers train with PPO: its critic gives every step a signal, so the weight
+// comparisons below compare weights that really changed.
+use reliability_common::{checkpoint, only_run, run_ok, train_cmd, tsr, weights};
 
 fn train(out: &Path, extra: &[&str], flags: &[&str]) -> PathBuf {
-    let mut cmd = tsr();
-    cmd.args(["train", "--config", "config/smoke.toml"])
-        .args(flags);
-    for o in tiny(out)
-        .iter()
-        .map(String::as_str)
-        .chain(extra.iter().copied())
-    {
-        cmd.args(["-c", o]);
-    }
-    let output = cmd.output().expect("run tsr train");
-    assert!(
-        output.status.success(),
-        "tsr train failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    run_ok(train_cmd(out, extra, flags));
     only_run(out)
-}
-
-fn only_run(out: &Path) -> PathBuf {
-    let runs: Vec<PathBuf> = std::fs::read_dir(out)
-        .expect("out dir")
-        .flatten()
-        .map(|e| e.path())
-        .collect();
-    assert_eq!(runs.len(), 1, "one run folder in {}", out.display());
-    runs[0].clone()
 }
 
 /// metrics.jsonl without the fields that measure time.
@@ -82,20 +35,6 @@ fn strip_timing(v: &mut serde_json::Value) {
     }
 }
 
-fn checkpoint(run: &Path, step: u64) -> PathBuf {
-    let dir = run.join("checkpoints").join(format!("step-{step:06}"));
-    assert!(
-        dir.join("COMPLETE").is_file(),
-        "{} is complete",
-        dir.display()
-    );
-    dir
-}
-
-fn weights(dir: &Path) -> Vec<u8> {
-    std::fs::read(dir.join("model.safetensors")).expect("model.safetensors")
-}
-
 #[test]
 fn deterministic_runs_are_identical_bit_for_bit() {
     let (a, b) = (
@@ -111,6 +50,12 @@ fn deterministic_runs_are_identical_bit_for_bit() {
         "one line per step"
     );
     assert_eq!(ma, mb, "same seed, same metrics");
+    assert!(
+        ma.iter()
+            .filter(|l| l["kind"] == "train")
+            .all(|l| l["update"]["no_signal"] == false),
+        "every step really updated the weights, so equal weights are not trivially equal"
+    );
     assert_eq!(
         weights(&checkpoint(&ra, 2)),
         weights(&checkpoint(&rb, 2)),
