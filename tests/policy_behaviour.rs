@@ -1,42 +1,14 @@
 //! Behaviour of the policy beyond the reference vectors: gradients reach every tensor,
 //! from-scratch tokenizers, sampling, checkpoints and errors on bad input.
 
+mod policy_common;
+
 use tsr::policy::{
     ChatMessage, Finish, GenRequest, ModelSection, Policy, PolicyError, PolicyOptimizer, Sampling,
     Tokenizer, TrainBatch,
 };
 
-fn corpus() -> Vec<String> {
-    let mut out = Vec::new();
-    for i in 0..40 {
-        out.push(format!(
-            "#####\n#P.X#\n#..O#\n#####\nStep {i}: which action? <think>the box is left of the target</think><answer>Right</answer>"
-        ));
-        out.push(format!(
-            "You are on a frozen lake. Goal at row {i}. Moves: Up, Down, Left, Right."
-        ));
-    }
-    out
-}
-
-fn tiny() -> (Tokenizer, ModelSection, Policy) {
-    let tok = Tokenizer::build_for_corpus(&corpus()).unwrap();
-    let s = ModelSection {
-        context_limit: 256,
-        max_new_tokens: 16,
-        ..ModelSection::default()
-    };
-    let p = Policy::from_section(&s, &tok, 3).unwrap();
-    (tok, s, p)
-}
-
-fn prompt(tok: &Tokenizer) -> Vec<u32> {
-    let msgs = [ChatMessage {
-        role: "user".into(),
-        content: "#####\n#P.X#\nWhich action?".into(),
-    }];
-    tok.encode(&Tokenizer::chat_text(&msgs, true)).unwrap()
-}
+use policy_common::{corpus, prompt, tiny};
 
 #[test]
 fn built_tokenizer_round_trips_and_has_specials_last() {

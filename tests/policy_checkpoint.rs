@@ -1,43 +1,15 @@
 //! Checkpoints and bad model folders: round trips, resumption, and errors that name the file
 //! and tensor.
 
+mod policy_common;
+
 use std::path::Path;
 
 use candle_core::Tensor;
 use tsr::config::{Config, Issues, Section};
-use tsr::policy::{ChatMessage, ModelSection, Policy, PolicyOptimizer, Tokenizer, TrainBatch};
+use tsr::policy::{ModelSection, Policy, PolicyOptimizer, Tokenizer, TrainBatch};
 
-fn corpus() -> Vec<String> {
-    let mut out = Vec::new();
-    for i in 0..40 {
-        out.push(format!(
-            "#####\n#P.X#\n#..O#\n#####\nStep {i}: which action? <think>the box is left of the target</think><answer>Right</answer>"
-        ));
-        out.push(format!(
-            "You are on a frozen lake. Goal at row {i}. Moves: Up, Down, Left, Right."
-        ));
-    }
-    out
-}
-
-fn tiny() -> (Tokenizer, ModelSection, Policy) {
-    let tok = Tokenizer::build_for_corpus(&corpus()).unwrap();
-    let s = ModelSection {
-        context_limit: 256,
-        max_new_tokens: 16,
-        ..ModelSection::default()
-    };
-    let p = Policy::from_section(&s, &tok, 3).unwrap();
-    (tok, s, p)
-}
-
-fn prompt(tok: &Tokenizer) -> Vec<u32> {
-    let msgs = [ChatMessage {
-        role: "user".into(),
-        content: "#####\n#P.X#\nWhich action?".into(),
-    }];
-    tok.encode(&Tokenizer::chat_text(&msgs, true)).unwrap()
-}
+use policy_common::{corpus, prompt, tiny};
 
 fn total(p: &Policy) -> Vec<f32> {
     p.params()
