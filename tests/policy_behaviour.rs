@@ -11,6 +11,19 @@ use tsr::policy::{
 use policy_common::{corpus, prompt, tiny};
 
 #[test]
+fn built_tokenizer_keeps_one_token_per_grid_cell() {
+    let tok = Tokenizer::build_for_corpus(&corpus()).unwrap();
+    // The corpus repeats these rows 40 times, so a plain BPE would learn them as single tokens.
+    for row in ["#####", "#P.X#", "#..O#"] {
+        assert_eq!(tok.encode(row).unwrap().len(), row.chars().count(), "{row}");
+    }
+    assert_eq!(tok.encode("#P.X#\n#..O#\n").unwrap().len(), 12);
+    // Words still merge: an action name is one token.
+    assert_eq!(tok.encode("Right").unwrap().len(), 1);
+    assert_eq!(tok.encode(" Down").unwrap().len(), 1);
+}
+
+#[test]
 fn built_tokenizer_round_trips_and_has_specials_last() {
     let tok = Tokenizer::build_for_corpus(&corpus()).unwrap();
     let v = tok.vocab_size() as u32;
