@@ -236,6 +236,7 @@ impl Config {
     /// Checks that span sections (each names the key it blames).
     fn cross_checks(&self, issues: &mut Issues) {
         crate::search::config::cross_check(self, issues);
+        crate::train::config::cross_check(self, issues);
     }
 }
 

@@ -5,6 +5,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
+use super::grammar::{ReplyGrammar, Step};
 use super::infer::SeqCache;
 use super::sampling::{logprob_of, sample};
 use super::{Policy, PolicyError, Sampling};
@@ -62,6 +63,8 @@ struct Row {
     tokens: Vec<u32>,
     logprobs: Vec<f32>,
     finish: Option<Finish>,
+    /// Position in the reply grammar, when the policy has one.
+    node: Option<Step>,
 }
 
 impl Policy {
@@ -128,6 +131,7 @@ impl Policy {
                     tokens: Vec::new(),
                     logprobs: Vec::new(),
                     finish: None,
+                    node: self.reply_grammar().map(|g| Step::At(g.root())),
                 };
                 self.push_token(
                     &mut row,
@@ -187,9 +191,19 @@ impl Policy {
         max_new: usize,
         eos: u32,
     ) {
-        let tok = sample(logits, &req.sampling, &mut row.rng);
+        let (tok, logp) = match (self.reply_grammar(), row.node) {
+            (Some(g), Some(Step::At(node))) => {
+                let (tok, logp) = constrained_sample(g, node, logits, &req.sampling, &mut row.rng);
+                row.node = Some(g.step(node, tok));
+                (tok, logp)
+            }
+            _ => {
+                let tok = sample(logits, &req.sampling, &mut row.rng);
+                (tok, logprob_of(logits, tok))
+            }
+        };
         row.tokens.push(tok);
-        row.logprobs.push(logprob_of(logits, tok));
+        row.logprobs.push(logp);
         row.finish = if tok == eos {
             Some(Finish::Eos)
         } else if !req.stop_strings.is_empty() && {
@@ -207,6 +221,39 @@ impl Policy {
         if row.finish.is_some() {
             // Free the per-sample cache early; the shared prefix lives on while others use it.
             row.cache = SeqCache::default();
+        }
+    }
+}
+
+/// Draw among the tokens `grammar` allows after `node`, with its log-prob under the allowed
+/// tokens only (what `forward_train_constrained` computes): a forced token (the only one
+/// allowed) is taken without a draw, log-prob 0; otherwise the others' logits are set to -inf
+/// before sampling, so temperature, top-k and top-p apply among the allowed tokens. A node with
+/// nothing allowed (past the end of a reply; decoding stops on the end-of-turn token before
+/// that) samples freely.
+fn constrained_sample(
+    grammar: &ReplyGrammar,
+    node: usize,
+    logits: &[f32],
+    s: &Sampling,
+    rng: &mut ChaCha8Rng,
+) -> (u32, f32) {
+    let mut allowed = grammar.allowed(node);
+    match grammar.branching(node) {
+        0 => {
+            let tok = sample(logits, s, rng);
+            (tok, logprob_of(logits, tok))
+        }
+        1 => (allowed.next().unwrap_or(0), 0.0),
+        _ => {
+            let mut masked = vec![f32::NEG_INFINITY; logits.len()];
+            for t in allowed {
+                if let Some(z) = logits.get(t as usize) {
+                    masked[t as usize] = *z;
+                }
+            }
+            let tok = sample(&masked, s, rng);
+            (tok, logprob_of(&masked, tok))
         }
     }
 }

@@ -40,6 +40,9 @@ pub struct Policy {
     rope_vec: (Arc<Vec<f32>>, Arc<Vec<f32>>),
     /// CPU inference layout of the weights, tagged with the `version` it was built from.
     infer: Mutex<Option<(u64, Arc<InferWeights>)>>,
+    /// When set, [`Policy::generate`] only produces replies of this grammar (see
+    /// [`super::grammar`]); the learner trains only its choice positions.
+    reply_grammar: Option<Arc<super::ReplyGrammar>>,
 }
 
 /// Where the tensors live, parsed from `[model] device`.
@@ -141,6 +144,7 @@ impl Policy {
             version: Arc::new(AtomicU64::new(0)),
             rope_vec: (Arc::new(cv), Arc::new(sv)),
             infer: Mutex::new(None),
+            reply_grammar: None,
         })
     }
 
@@ -150,6 +154,15 @@ impl Policy {
 
     pub fn params(&self) -> &Params {
         &self.params
+    }
+
+    /// Constrain every later [`Policy::generate`] to `grammar` (None: free decoding).
+    pub fn set_reply_grammar(&mut self, grammar: Option<Arc<super::ReplyGrammar>>) {
+        self.reply_grammar = grammar;
+    }
+
+    pub fn reply_grammar(&self) -> Option<&Arc<super::ReplyGrammar>> {
+        self.reply_grammar.as_ref()
     }
 
     pub fn tokenizer(&self) -> &Tokenizer {

@@ -2,6 +2,7 @@
 
 use candle_core::{D, DType, Tensor};
 
+use super::grammar::{ReplyGrammar, Step};
 use super::ops::logprob_entropy;
 use super::{Policy, PolicyError};
 
@@ -28,6 +29,19 @@ impl Policy {
     /// Differentiable forward of `batch`: gradients of any loss built from the outputs reach
     /// every decoder parameter and the value head.
     pub fn forward_train(&self, batch: &TrainBatch) -> Result<TrainForward, PolicyError> {
+        self.forward_train_constrained(batch, None)
+    }
+
+    /// [`Policy::forward_train`] where, given each row's assistant mask and the policy's reply
+    /// grammar, the log-probs and entropies at reply positions are those of the distribution
+    /// constrained decoding samples from (the grammar's allowed tokens only; a forced token has
+    /// log-prob 0), so the ratio and the gradient belong to the policy that acted. Without a
+    /// grammar or masks it is the plain forward.
+    pub fn forward_train_constrained(
+        &self,
+        batch: &TrainBatch,
+        assistant_masks: Option<&[Vec<u8>]>,
+    ) -> Result<TrainForward, PolicyError> {
         let b = batch.tokens.len();
         let t = batch.tokens.iter().map(Vec::len).max().unwrap_or(0);
         if b == 0 || t < 2 {
@@ -60,6 +74,15 @@ impl Policy {
         let logits = self
             .lm_head(&pred)?
             .reshape((b * (t - 1), self.arch.vocab_size))?;
+        let logits = match (self.reply_grammar(), assistant_masks) {
+            (Some(g), Some(masks)) => {
+                let bias = grammar_bias(g, &ids, masks, self.arch.vocab_size);
+                let bias =
+                    Tensor::from_vec(bias, (b * (t - 1), self.arch.vocab_size), &self.device)?;
+                (logits + bias)?
+            }
+            _ => logits,
+        };
         let targets: Vec<u32> = ids.iter().flat_map(|r| r[1..].iter().copied()).collect();
         let (lp, ent) = logprob_entropy(&logits, &targets, self.fused_ops())?;
         let values = self.value_head(&pred.reshape((b * (t - 1), h))?)?;
@@ -79,4 +102,35 @@ impl Policy {
             pad_mask: Tensor::from_vec(mask, (b, t), &self.device)?,
         })
     }
+}
+
+/// Additive logit bias `[B*(T-1), V]` (row-major like the shifted logits): -1e9 on every token the
+/// grammar does not allow at a reply position, 0 elsewhere. A finite bias keeps the entropy's
+/// `p * log p` at 0 instead of NaN for the excluded tokens.
+fn grammar_bias(g: &ReplyGrammar, ids: &[Vec<u32>], masks: &[Vec<u8>], vocab: usize) -> Vec<f32> {
+    let t = ids.first().map_or(0, Vec::len);
+    let mut bias = vec![0.0f32; ids.len() * (t - 1) * vocab];
+    for (r, (row, mask)) in ids.iter().zip(masks).enumerate() {
+        let mut node: Option<Step> = None;
+        for i in 1..t {
+            if mask.get(i).copied().unwrap_or(0) == 0 {
+                node = None;
+                continue;
+            }
+            let at = node.get_or_insert(Step::At(g.root()));
+            if let Step::At(n) = *at {
+                if g.branching(n) > 0 {
+                    let base = (r * (t - 1) + i - 1) * vocab;
+                    bias[base..base + vocab].fill(-1e9);
+                    for tok in g.allowed(n) {
+                        if (tok as usize) < vocab {
+                            bias[base + tok as usize] = 0.0;
+                        }
+                    }
+                }
+                *at = g.step(n, row[i]);
+            }
+        }
+    }
+    bias
 }

@@ -16,6 +16,7 @@ pub use episode::{
 };
 
 pub use config::SearchSection;
+pub use prompt::answer_text;
 
 /// The strategy's name for run folders and metric labels.
 pub fn strategy_name(config: &crate::config::Config) -> String {

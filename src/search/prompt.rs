@@ -138,6 +138,11 @@ pub fn assistant_header() -> String {
     format!("{IM_START}assistant\n")
 }
 
+/// A compact-form reply carrying `actions`, e.g. `<answer>Up || Left</answer>`.
+pub fn answer_text(actions: &[&str]) -> String {
+    format!("<answer>{}</answer>", actions.join(" || "))
+}
+
 /// Text for building a from-scratch tokenizer: every prompt piece and every action the task can
 /// produce, over a range of seeds, so the vocabulary covers them.
 pub fn tokenizer_corpus(

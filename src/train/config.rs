@@ -56,6 +56,10 @@ pub struct TrainSection {
     pub format_warmup_batch: usize,
     /// Learning rate of the format warm-up (the RL rate applies afterwards).
     pub format_warmup_lr: f64,
+    /// Decode only well-formed replies (`<answer>a</answer>`, `<answer>a || b</answer>`, ...
+    /// up to env.max_actions_per_turn actions) and train only the tokens where the model had a
+    /// choice. For from-scratch models on the grid tasks with a compact prompt form.
+    pub constrained_reply: bool,
 }
 
 impl Default for TrainSection {
@@ -83,6 +87,7 @@ impl Default for TrainSection {
             format_warmup_steps: 60,
             format_warmup_batch: 16,
             format_warmup_lr: 1e-3,
+            constrained_reply: false,
         }
     }
 }
@@ -120,6 +125,38 @@ impl Section for TrainSection {
             self.max_skipped_in_row,
             1,
             1_000_000,
+        );
+    }
+}
+
+/// Checks of `[train]` against other sections.
+pub fn cross_check(config: &crate::config::Config, issues: &mut Issues) {
+    if !config.train.constrained_reply {
+        return;
+    }
+    if !["sokoban", "frozenlake"].contains(&config.env.task.as_str()) {
+        issues.push(
+            "train.constrained_reply",
+            format!(
+                "has no reply grammar for task {:?} (only sokoban and frozenlake)",
+                config.env.task
+            ),
+        );
+    }
+    if config.train.prompt_form == "chat" || !config.model.path.is_empty() {
+        issues.push(
+            "train.constrained_reply",
+            "needs a compact prompt form (the chat form's replies carry free <think> text)",
+        );
+    }
+    // 4 actions: 4 + 16 + ... + 4^k replies in the trie.
+    if config.env.max_actions_per_turn > 6 {
+        issues.push(
+            "train.constrained_reply",
+            format!(
+                "allows at most 6 actions per turn (env.max_actions_per_turn = {}: 4^{} replies)",
+                config.env.max_actions_per_turn, config.env.max_actions_per_turn
+            ),
         );
     }
 }

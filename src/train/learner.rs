@@ -123,14 +123,22 @@ impl Learner {
             return Ok(report);
         }
 
-        // 2. The token batch, right-padded; masks cover assistant tokens only.
+        // 2. The token batch, right-padded; masks cover assistant tokens only (with a reply
+        //    grammar, only the tokens where the policy had a choice).
+        let trained: Vec<Vec<u8>> = batch
+            .iter()
+            .map(|e| match self.policy.reply_grammar() {
+                Some(g) => g.choice_mask(&e.tokens, &e.assistant_mask),
+                None => e.assistant_mask.clone(),
+            })
+            .collect();
         let width = batch.iter().map(|e| e.tokens.len()).max().unwrap_or(0);
         let pad = |row: &[u8]| -> Vec<f64> {
             let mut v: Vec<f64> = row.iter().map(|&m| m as f64).collect();
             v.resize(width, 0.0);
             v
         };
-        let mask_rows: Vec<Vec<f64>> = batch.iter().map(|e| pad(&e.assistant_mask)).collect();
+        let mask_rows: Vec<Vec<f64>> = trained.iter().map(|m| pad(m)).collect();
         let train_batch = TrainBatch {
             tokens: batch.iter().map(|e| e.tokens.clone()).collect(),
         };
@@ -147,7 +155,8 @@ impl Learner {
         report.tokens_trained = mask_rows.iter().flatten().filter(|&&m| m > 0.0).count();
         let (lag_sum, lag_max) = batch
             .iter()
-            .flat_map(|e| e.assistant_mask.iter().zip(&e.token_version))
+            .zip(&trained)
+            .flat_map(|(e, m)| m.iter().zip(&e.token_version))
             .fold((0u64, 0u64), |(s, m), (&mask, &v)| {
                 if mask == 1 {
                     let lag = self.version.saturating_sub(v);
@@ -162,7 +171,10 @@ impl Learner {
         // 3. Old log-probs and values, recomputed on the exact training sequences. The first
         //    epoch's forward pass is also the one these come from (same weights, same numbers),
         //    so it is not run twice.
-        let mut fwd = self.policy.forward_train(&train_batch)?;
+        let replies: Vec<Vec<u8>> = batch.iter().map(|e| e.assistant_mask.clone()).collect();
+        let mut fwd = self
+            .policy
+            .forward_train_constrained(&train_batch, Some(&replies))?;
         let old_logp = fwd.logprobs.detach();
         let old_values = fwd.values.detach().mul(&mask)?;
 
@@ -242,7 +254,9 @@ impl Learner {
         };
         for epoch in 0..epochs {
             if epoch > 0 {
-                fwd = self.policy.forward_train(&train_batch)?;
+                fwd = self
+                    .policy
+                    .forward_train_constrained(&train_batch, Some(&replies))?;
             }
             let pg = algo::policy_loss(
                 &fwd.logprobs,

@@ -3,6 +3,7 @@
 //! or reopening all of it from a run folder's newest complete checkpoint.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::{Context, Result};
 
@@ -11,7 +12,7 @@ use super::learner::Learner;
 use super::run_dir::RunDir;
 use crate::config::Config;
 use crate::env::{TaskEnv, TaskKind};
-use crate::policy::{Policy, PolicyOptimizer, Tokenizer};
+use crate::policy::{Policy, PolicyOptimizer, ReplyGrammar, Tokenizer};
 use crate::search::EpisodeSettings;
 use crate::search::prompt::{PromptForm, tokenizer_corpus};
 
@@ -63,9 +64,43 @@ pub fn build_policy(config: &Config, env: &TaskEnv) -> Result<(Policy, PolicyOpt
         let path = Path::new(&config.model.path).join("tokenizer.json");
         Tokenizer::load(&path).with_context(|| format!("loading {}", path.display()))?
     };
-    let policy = Policy::from_section(&config.model, &tokenizer, config.run.seed)?;
+    let mut policy = Policy::from_section(&config.model, &tokenizer, config.run.seed)?;
+    policy.set_reply_grammar(reply_grammar(config, env, policy.tokenizer())?);
     let optimizer = PolicyOptimizer::new(&policy, &config.model)?;
     Ok((policy, optimizer))
+}
+
+/// The grammar of `train.constrained_reply`: every reply of 1 to `max_actions_per_turn` actions
+/// in the compact form, followed by the end-of-turn token.
+pub fn reply_grammar(
+    config: &Config,
+    env: &TaskEnv,
+    tokenizer: &Tokenizer,
+) -> Result<Option<Arc<ReplyGrammar>>> {
+    if !config.train.constrained_reply {
+        return Ok(None);
+    }
+    let names = crate::env::Env::action_names(env);
+    let mut replies: Vec<Vec<u32>> = Vec::new();
+    let mut sequences: Vec<Vec<&str>> = vec![Vec::new()];
+    for _ in 0..config.env.max_actions_per_turn {
+        sequences = sequences
+            .iter()
+            .flat_map(|s| {
+                names.iter().map(move |n| {
+                    let mut s = s.clone();
+                    s.push(n.as_str());
+                    s
+                })
+            })
+            .collect();
+        for parts in &sequences {
+            let mut ids = tokenizer.encode(&crate::search::answer_text(parts))?;
+            ids.push(tokenizer.eos_id());
+            replies.push(ids);
+        }
+    }
+    Ok(Some(Arc::new(ReplyGrammar::new(&replies))))
 }
 
 /// Run folder name: `{task}-{algo}-{search}-{seed}`; the folder adds the time.
@@ -166,8 +201,12 @@ pub fn load_checkpoint(
     dir: &Path,
     config: &Config,
 ) -> Result<(Policy, PolicyOptimizer, TrainState)> {
-    let (policy, optimizer, state) = Policy::load_checkpoint(dir, &config.model)
+    let (mut policy, optimizer, state) = Policy::load_checkpoint(dir, &config.model)
         .with_context(|| format!("loading checkpoint {}", dir.display()))?;
+    if config.train.constrained_reply {
+        let env = build_env(config)?;
+        policy.set_reply_grammar(reply_grammar(config, &env, policy.tokenizer())?);
+    }
     let state: TrainState = serde_json::from_value(state.clone())
         .or_else(|_| {
             let text = std::fs::read_to_string(dir.join("train_state.json"))?;
@@ -276,6 +315,7 @@ pub fn into_backend(setup: Setup, deterministic: bool) -> Result<Running> {
         let mut inference =
             Policy::from_section(&config.model, learner.policy.tokenizer(), config.run.seed)?;
         inference.load_weights(&learner.policy.snapshot()?)?;
+        inference.set_reply_grammar(learner.policy.reply_grammar().cloned());
         Box::new(crate::actors::wire(
             &config, env, learner, inference, settings, strategy,
         )?)

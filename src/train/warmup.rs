@@ -35,9 +35,7 @@ impl Sampler for RandomReplies<'_> {
                 let parts: Vec<&str> = (0..k)
                     .map(|_| self.actions[self.rng.random_range(0..self.actions.len())].as_str())
                     .collect();
-                let mut tokens = self
-                    .codec
-                    .encode(&format!("<answer>{}</answer>", parts.join(" || ")))?;
+                let mut tokens = self.codec.encode(&crate::search::answer_text(&parts))?;
                 tokens.push(self.codec.end_of_turn());
                 Ok(Candidate {
                     logprobs: vec![0.0; tokens.len()],
