@@ -1,6 +1,6 @@
 //! `tsr experiment`: a grid of training runs (task x algorithm x search x seed) with the same
 //! number of optimizer updates each, summarised in `results.md` (mean ± std over seeds, steps
-//! to a success level, rollout tokens and wall time relative to no search) plus curve data.
+//! to a success level, rollout tokens and wall time relative to no search) and PNG curves.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use super::driver::{StepLine, train_loop};
 use super::setup;
 use crate::config::Config;
+use crate::plot::{RunCurve, plot_experiment};
 
 /// The experiment file (`config/experiments/*.toml`).
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -152,7 +153,8 @@ fn run_one(
     Ok(result)
 }
 
-/// Run the whole grid, then write `results.md` and `results.json`.
+/// Run the whole grid, then write `results.md`, `results.json` and the PNG learning curves
+/// (`curves-{task}-{algo}.png`).
 pub fn run(exp: &ExperimentFile) -> Result<Vec<RunResult>> {
     let mut results = Vec::new();
     for (task, base) in &exp.tasks {
@@ -169,7 +171,23 @@ pub fn run(exp: &ExperimentFile) -> Result<Vec<RunResult>> {
         exp.out_dir.join("results.json"),
         serde_json::to_string_pretty(&results)?,
     )?;
-    std::fs::write(exp.out_dir.join("results.md"), results_table(exp, &results))?;
+    let curves: Vec<RunCurve> = results
+        .iter()
+        .map(|r| RunCurve {
+            task: &r.task,
+            algo: &r.algo,
+            search: &r.search,
+            curve: &r.curve,
+        })
+        .collect();
+    let figures = plot_experiment(&exp.out_dir, &curves)?;
+    let mut table = results_table(exp, &results);
+    table.push_str("\n## Learning curves\n\n");
+    for f in &figures {
+        let name = f.file_name().unwrap_or_default().to_string_lossy();
+        table.push_str(&format!("![{name}]({name})\n\n"));
+    }
+    std::fs::write(exp.out_dir.join("results.md"), table)?;
     Ok(results)
 }
 

@@ -8,11 +8,14 @@ use std::sync::OnceLock;
 use plotters::prelude::*;
 use serde_json::Value;
 
+mod experiment;
+pub use experiment::{RunCurve, plot_experiment};
+
 /// The figures [`plot_run`] writes into `RUN_DIR/plots/`.
 pub const FIGURES: [&str; 4] = ["success.png", "return.png", "losses.png", "throughput.png"];
 
 const FONT: &str = "sans-serif";
-static FONT_BYTES: &[u8] = include_bytes!("../assets/fonts/DejaVuSans.ttf");
+static FONT_BYTES: &[u8] = include_bytes!("../../assets/fonts/DejaVuSans.ttf");
 
 #[derive(Debug, thiserror::Error)]
 pub enum PlotError {
@@ -35,14 +38,14 @@ pub enum PlotError {
 
 /// One curve: a name for the legend and (step, value) points.
 struct Series {
-    name: &'static str,
+    name: String,
     points: Vec<(f64, f64)>,
 }
 
 /// One chart: a title, a y-axis label and its curves.
 struct Panel {
-    title: &'static str,
-    y_label: &'static str,
+    title: String,
+    y_label: String,
     series: Vec<Series>,
 }
 
@@ -113,7 +116,10 @@ impl Records {
                 None => return Err(bad(format!("no field {}", field.pointer))),
             }
         }
-        Ok(Series { name, points })
+        Ok(Series {
+            name: name.to_string(),
+            points,
+        })
     }
 }
 
@@ -123,9 +129,9 @@ fn field(kind: &'static str, pointer: &'static str) -> Field {
 
 /// The four figures' panels, read from the run's records.
 fn figures(r: &Records) -> Result<Vec<(&'static str, Vec<Panel>)>, PlotError> {
-    let panel = |title, y_label, series| Panel {
-        title,
-        y_label,
+    let panel = |title: &str, y_label: &str, series| Panel {
+        title: title.to_string(),
+        y_label: y_label.to_string(),
         series,
     };
     let success = panel(
@@ -269,14 +275,17 @@ fn draw_panel<DB: DrawingBackend>(
             .copied()
             .collect::<Vec<_>>()
     };
-    let curves: Vec<(&str, Vec<(f64, f64)>)> =
-        panel.series.iter().map(|s| (s.name, finite(s))).collect();
+    let curves: Vec<(&str, Vec<(f64, f64)>)> = panel
+        .series
+        .iter()
+        .map(|s| (s.name.as_str(), finite(s)))
+        .collect();
     let all = curves.iter().flat_map(|(_, p)| p.iter());
     let (x0, x1) = range(all.clone().map(|p| p.0));
     let (y0, y1) = range(all.map(|p| p.1));
     let err = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
     let mut chart = ChartBuilder::on(area)
-        .caption(panel.title, (FONT, 26))
+        .caption(panel.title.as_str(), (FONT, 26))
         .margin(14)
         .x_label_area_size(48)
         .y_label_area_size(80)
@@ -285,7 +294,7 @@ fn draw_panel<DB: DrawingBackend>(
     chart
         .configure_mesh()
         .x_desc("training step")
-        .y_desc(panel.y_label)
+        .y_desc(panel.y_label.as_str())
         // Steps are whole numbers: no more labels than steps, so none repeats.
         .x_labels(((x1 - x0).floor() as usize + 1).clamp(2, 10))
         .x_label_formatter(&|x| format!("{x:.0}"))

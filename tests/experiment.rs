@@ -1,0 +1,60 @@
+//! `tsr experiment` end to end on a two-run grid of the smoke config: every cell runs, and the
+//! results table and the PNG learning curves are written.
+
+use std::process::Command;
+
+#[test]
+fn experiment_writes_table_and_png_curves() {
+    let dir = tempfile::tempdir().unwrap();
+    let smoke = concat!(env!("CARGO_MANIFEST_DIR"), "/config/smoke.toml");
+    let out = dir.path().join("exp");
+    let file = dir.path().join("exp.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "algos = [\"grpo\"]\nsearches = [\"none\", \"best_of_n\"]\nseeds = [7]\nsteps = 2\n\
+             success_level = 0.5\nout_dir = {out:?}\n\
+             overrides = [\"train.val_every=1\", \"train.format_warmup_steps=2\"]\n\
+             [tasks]\nfrozenlake = {smoke:?}\n",
+            out = out.display().to_string(),
+        ),
+    )
+    .unwrap();
+    let run = Command::new(env!("CARGO_BIN_EXE_tsr"))
+        .args(["experiment", "--config"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "tsr experiment failed: {}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let table = std::fs::read_to_string(out.join("results.md")).unwrap();
+    for search in [
+        "| frozenlake | grpo | none |",
+        "| frozenlake | grpo | best_of_n |",
+    ] {
+        assert!(table.contains(search), "no row {search} in:\n{table}");
+    }
+    assert!(table.contains("![curves-frozenlake-grpo.png](curves-frozenlake-grpo.png)"));
+    let png = std::fs::read(out.join("curves-frozenlake-grpo.png")).unwrap();
+    assert_eq!(&png[1..4], b"PNG");
+    let results: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap()).unwrap();
+    let runs = results.as_array().unwrap();
+    assert_eq!(runs.len(), 2);
+    for r in runs {
+        let steps: Vec<u64> = r["curve"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p[0].as_u64().unwrap())
+            .collect();
+        assert_eq!(
+            steps,
+            [0, 1, 2],
+            "validation before training and after each update"
+        );
+    }
+}
