@@ -2,8 +2,12 @@
 //! the policy, reward 1 when the reply names "Right". GRPO must make "Right" the usual answer.
 //! If sampling, the sequence layout, the advantages or the update were wrong, it would not.
 
+use std::sync::Arc;
 use tsr::algo::AlgoConfig;
-use tsr::policy::{GenRequest, ModelSection, Policy, PolicyOptimizer, Sampling, Tokenizer};
+
+use tsr::policy::{
+    GenRequest, ModelSection, Policy, PolicyOptimizer, ReplyGrammar, Sampling, Tokenizer,
+};
 use tsr::search::{Episode, EpisodeSpec, SearchCounts};
 use tsr::train::learner::Learner;
 
@@ -171,4 +175,146 @@ fn published_weights_make_the_inference_copy_sample_like_the_learner() {
         trained,
         "after publishing, the copy samples what the learner would"
     );
+}
+
+/// The answer must depend on the prompt: each of four prompts (of different lengths, so
+/// batched decoding pads them and the training batch pads them) rewards a different action.
+/// A policy that ignored its prompt, or a padding or position error between decoding and
+/// training, would stay near 25% correct.
+#[test]
+fn grpo_learns_a_contextual_bandit_with_prompts_of_different_lengths() {
+    let goals = [
+        ("go Up", "Up"),
+        ("now please go Down", "Down"),
+        ("Left", "Left"),
+        ("the goal is to the Right of you", "Right"),
+    ];
+    let corpus: Vec<String> = (0..200)
+        .map(|i| format!("<answer>{}</answer> {} {i}", ACTIONS[i % 4], goals[i % 4].0))
+        .collect();
+    let tok = Tokenizer::build_for_corpus_sized(&corpus, 320).expect("tokenizer");
+    let section = ModelSection {
+        lr: 1e-3,
+        max_new_tokens: 8,
+        ..ModelSection::default()
+    };
+    let mut policy = Policy::from_section(&section, &tok, 4).expect("policy");
+    // Replies are constrained to `<answer>A</answer>` as with `train.constrained_reply`: the
+    // only thing to learn is which action, so success means the prompt was read.
+    let replies: Vec<Vec<u32>> = ACTIONS
+        .iter()
+        .map(|a| {
+            let mut ids = tok.encode(&format!("<answer>{a}</answer>")).expect("reply");
+            ids.push(tok.eos_id());
+            ids
+        })
+        .collect();
+    policy.set_reply_grammar(Some(Arc::new(ReplyGrammar::new(&replies))));
+    let optimizer = PolicyOptimizer::new(&policy, &section).expect("optimizer");
+    let algo = AlgoConfig {
+        kind: "grpo".into(),
+        filter_ratio: 1.0,
+        entropy_coef: 0.0,
+        loss_agg: "token-mean".into(),
+        ..AlgoConfig::default()
+    };
+    let mut learner = Learner {
+        policy,
+        optimizer,
+        algo,
+        version: 0,
+        reference: None,
+        select_half: false,
+    };
+    let prompts: Vec<Vec<u32>> = goals
+        .iter()
+        .map(|(text, _)| {
+            tok.encode(&format!(
+                "<|im_start|>user\n{text}<|im_end|>\n<|im_start|>assistant\n"
+            ))
+            .expect("prompt")
+        })
+        .collect();
+    let play = |learner: &Learner, n: usize, seed: u64| -> Vec<Vec<(Vec<u32>, bool)>> {
+        let reqs: Vec<GenRequest> = prompts
+            .iter()
+            .enumerate()
+            .map(|(g, p)| GenRequest {
+                prompt: p.clone(),
+                n,
+                max_new_tokens: 8,
+                sampling: Sampling::default(),
+                stop_strings: vec![],
+                seed: seed * 10 + g as u64,
+            })
+            .collect();
+        let out = learner.policy.generate(&reqs).expect("generate");
+        out.iter()
+            .zip(&goals)
+            .map(|(o, (_, want))| {
+                o.samples
+                    .iter()
+                    .map(|s| {
+                        let text = tok.decode(&s.tokens);
+                        let only_want = text.contains(want)
+                            && ACTIONS.iter().filter(|a| text.contains(**a)).count() == 1;
+                        (s.tokens.clone(), only_want)
+                    })
+                    .collect()
+            })
+            .collect()
+    };
+    let correct = |learner: &Learner| -> f64 {
+        let groups = play(learner, 32, 999);
+        let hits: usize = groups.iter().flatten().filter(|(_, ok)| *ok).count();
+        hits as f64 / (32 * goals.len()) as f64
+    };
+    let before = correct(&learner);
+    for step in 0..60u64 {
+        let mut episodes = Vec::new();
+        for (g, group) in play(&learner, 8, step).into_iter().enumerate() {
+            for (tokens, ok) in group {
+                let ret = if ok { 1.0 } else { 0.0 };
+                let mut ep = episode(&prompts[g], &tokens, ret, learner.version);
+                ep.spec.group = g;
+                ep.spec.id = episodes.len() as u64;
+                episodes.push(ep);
+            }
+        }
+        learner.update(&episodes).expect("update");
+    }
+    let after = correct(&learner);
+    assert!(
+        after > 0.8,
+        "share of replies naming the prompt's action went from {before:.2} to {after:.2}"
+    );
+}
+
+fn episode(prompt: &[u32], reply: &[u32], ret: f64, version: u64) -> Episode {
+    let tokens: Vec<u32> = prompt.iter().chain(reply).copied().collect();
+    let mask = prompt
+        .iter()
+        .map(|_| 0)
+        .chain(reply.iter().map(|_| 1))
+        .collect();
+    Episode {
+        spec: EpisodeSpec {
+            id: 0,
+            group: 0,
+            env_seed: 0,
+            sample_seed: 0,
+        },
+        token_version: vec![version; tokens.len()],
+        tokens,
+        assistant_mask: mask,
+        turns: vec![],
+        ret,
+        success: ret > 0.0,
+        format_errors: 0,
+        generated_tokens: reply.len(),
+        search: SearchCounts::default(),
+        truncated: false,
+        seconds: 0.0,
+        optimal_len: None,
+    }
 }
