@@ -58,3 +58,36 @@ fn experiment_writes_table_and_png_curves() {
         );
     }
 }
+
+#[test]
+fn a_bad_cell_anywhere_in_the_grid_fails_before_any_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let smoke = concat!(env!("CARGO_MANIFEST_DIR"), "/config/smoke.toml");
+    let out = dir.path().join("exp");
+    let file = dir.path().join("exp.toml");
+    // "none" is fine; the last search kind is not: nothing may run before the error.
+    std::fs::write(
+        &file,
+        format!(
+            "algos = [\"grpo\"]\nsearches = [\"none\", \"bogus\"]\nseeds = [1]\nsteps = 1\n\
+             success_level = 0.5\nout_dir = {out:?}\n[tasks]\nfrozenlake = {smoke:?}\n",
+            out = out.display().to_string(),
+        ),
+    )
+    .unwrap();
+    let run = Command::new(env!("CARGO_BIN_EXE_tsr"))
+        .args(["experiment", "--config"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(78), "{stderr}");
+    assert!(
+        stderr.contains("search.kind"),
+        "the error names the key: {stderr}"
+    );
+    assert!(
+        !out.join("runs").exists(),
+        "no run started before the check"
+    );
+}

@@ -156,6 +156,17 @@ fn run_one(
 /// Run the whole grid, then write `results.md`, `results.json` and the PNG learning curves
 /// (`curves-{task}-{algo}.png`).
 pub fn run(exp: &ExperimentFile) -> Result<Vec<RunResult>> {
+    // Every cell's config is checked before the first run starts, so a bad cell late in the grid
+    // fails in a second rather than after hours of runs.
+    for base in exp.tasks.values() {
+        for algo in &exp.algos {
+            for search in &exp.searches {
+                for &seed in &exp.seeds {
+                    config_for(exp, base, algo, search, seed)?;
+                }
+            }
+        }
+    }
     let mut results = Vec::new();
     for (task, base) in &exp.tasks {
         for algo in &exp.algos {
