@@ -1,30 +1,18 @@
 //! `tsr experiment` end to end on a two-run grid of the smoke config: every cell runs, and the
 //! results table and the PNG learning curves are written.
 
-use std::process::Command;
+use std::path::Path;
+use std::process::{Command, Output};
 
 #[test]
 fn experiment_writes_table_and_png_curves() {
     let dir = tempfile::tempdir().unwrap();
-    let smoke = concat!(env!("CARGO_MANIFEST_DIR"), "/config/smoke.toml");
     let out = dir.path().join("exp");
-    let file = dir.path().join("exp.toml");
-    std::fs::write(
-        &file,
-        format!(
-            "algos = [\"grpo\"]\nsearches = [\"none\", \"best_of_n\"]\nseeds = [7]\nsteps = 2\n\
-             success_level = 0.5\nout_dir = {out:?}\n\
-             overrides = [\"train.val_every=1\", \"train.format_warmup_steps=2\"]\n\
-             [tasks]\nfrozenlake = {smoke:?}\n",
-            out = out.display().to_string(),
-        ),
-    )
-    .unwrap();
-    let run = Command::new(env!("CARGO_BIN_EXE_tsr"))
-        .args(["experiment", "--config"])
-        .arg(&file)
-        .output()
-        .unwrap();
+    let run = run_experiment(
+        dir.path(),
+        "[\"none\", \"best_of_n\"]",
+        "seeds = [7]\nsteps = 2\noverrides = [\"train.val_every=1\", \"train.format_warmup_steps=2\"]",
+    );
     assert!(
         run.status.success(),
         "tsr experiment failed: {}",
@@ -62,24 +50,13 @@ fn experiment_writes_table_and_png_curves() {
 #[test]
 fn a_bad_cell_anywhere_in_the_grid_fails_before_any_run() {
     let dir = tempfile::tempdir().unwrap();
-    let smoke = concat!(env!("CARGO_MANIFEST_DIR"), "/config/smoke.toml");
     let out = dir.path().join("exp");
-    let file = dir.path().join("exp.toml");
     // "none" is fine; the last search kind is not: nothing may run before the error.
-    std::fs::write(
-        &file,
-        format!(
-            "algos = [\"grpo\"]\nsearches = [\"none\", \"bogus\"]\nseeds = [1]\nsteps = 1\n\
-             success_level = 0.5\nout_dir = {out:?}\n[tasks]\nfrozenlake = {smoke:?}\n",
-            out = out.display().to_string(),
-        ),
-    )
-    .unwrap();
-    let run = Command::new(env!("CARGO_BIN_EXE_tsr"))
-        .args(["experiment", "--config"])
-        .arg(&file)
-        .output()
-        .unwrap();
+    let run = run_experiment(
+        dir.path(),
+        "[\"none\", \"bogus\"]",
+        "seeds = [1]\nsteps = 1",
+    );
     let stderr = String::from_utf8_lossy(&run.stderr);
     assert_eq!(run.status.code(), Some(78), "{stderr}");
     assert!(
@@ -90,4 +67,25 @@ fn a_bad_cell_anywhere_in_the_grid_fails_before_any_run() {
         !out.join("runs").exists(),
         "no run started before the check"
     );
+}
+
+/// Write a one-task (the smoke config), one-algorithm experiment file into `dir` with the given
+/// searches and further keys, its output under `dir/exp`, and run `tsr experiment` on it.
+fn run_experiment(dir: &Path, searches: &str, more: &str) -> Output {
+    let smoke = concat!(env!("CARGO_MANIFEST_DIR"), "/config/smoke.toml");
+    let file = dir.join("exp.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "algos = [\"grpo\"]\nsearches = {searches}\n{more}\nsuccess_level = 0.5\n\
+             out_dir = {out:?}\n[tasks]\nfrozenlake = {smoke:?}\n",
+            out = dir.join("exp").display().to_string(),
+        ),
+    )
+    .unwrap();
+    Command::new(env!("CARGO_BIN_EXE_tsr"))
+        .args(["experiment", "--config"])
+        .arg(&file)
+        .output()
+        .unwrap()
 }

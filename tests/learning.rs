@@ -19,28 +19,7 @@ fn grpo_learns_a_one_turn_bandit_from_its_own_samples() {
         .map(|i| format!("<answer>{}</answer> state {i}", ACTIONS[i % 4]))
         .collect();
     let tok = Tokenizer::build_for_corpus_sized(&corpus, 320).expect("tokenizer");
-    let section = ModelSection {
-        lr: 1e-3,
-        max_new_tokens: 8,
-        ..ModelSection::default()
-    };
-    let policy = Policy::from_section(&section, &tok, 3).expect("policy");
-    let optimizer = PolicyOptimizer::new(&policy, &section).expect("optimizer");
-    let algo = AlgoConfig {
-        kind: "grpo".into(),
-        filter_ratio: 1.0,
-        entropy_coef: 0.0,
-        loss_agg: "seq-mean-token-mean".into(),
-        ..AlgoConfig::default()
-    };
-    let mut learner = Learner {
-        policy,
-        optimizer,
-        algo,
-        version: 0,
-        reference: None,
-        select_half: false,
-    };
+    let mut learner = grpo_learner(&tok, 3, None, "seq-mean-token-mean");
     let prompt = tok
         .encode("<|im_start|>user\nstate<|im_end|>\n<|im_start|>assistant\n")
         .expect("prompt");
@@ -82,32 +61,9 @@ fn grpo_learns_a_one_turn_bandit_from_its_own_samples() {
                 } else {
                     0.0
                 };
-                let tokens: Vec<u32> = prompt.iter().chain(&s.tokens).copied().collect();
-                let mask = prompt
-                    .iter()
-                    .map(|_| 0)
-                    .chain(s.tokens.iter().map(|_| 1))
-                    .collect();
-                Episode {
-                    spec: EpisodeSpec {
-                        id: i as u64,
-                        group: 0,
-                        env_seed: 0,
-                        sample_seed: 0,
-                    },
-                    token_version: vec![learner.version; tokens.len()],
-                    tokens,
-                    assistant_mask: mask,
-                    turns: vec![],
-                    ret,
-                    success: ret > 0.0,
-                    format_errors: 0,
-                    generated_tokens: s.tokens.len(),
-                    search: SearchCounts::default(),
-                    truncated: false,
-                    seconds: 0.0,
-                    optimal_len: None,
-                }
+                let mut ep = episode(&prompt, &s.tokens, ret, learner.version);
+                ep.spec.id = i as u64;
+                ep
             })
             .collect();
         learner.update(&episodes).expect("update");
@@ -193,12 +149,6 @@ fn grpo_learns_a_contextual_bandit_with_prompts_of_different_lengths() {
         .map(|i| format!("<answer>{}</answer> {} {i}", ACTIONS[i % 4], goals[i % 4].0))
         .collect();
     let tok = Tokenizer::build_for_corpus_sized(&corpus, 320).expect("tokenizer");
-    let section = ModelSection {
-        lr: 1e-3,
-        max_new_tokens: 8,
-        ..ModelSection::default()
-    };
-    let mut policy = Policy::from_section(&section, &tok, 4).expect("policy");
     // Replies are constrained to `<answer>A</answer>` as with `train.constrained_reply`: the
     // only thing to learn is which action, so success means the prompt was read.
     let replies: Vec<Vec<u32>> = ACTIONS
@@ -209,23 +159,8 @@ fn grpo_learns_a_contextual_bandit_with_prompts_of_different_lengths() {
             ids
         })
         .collect();
-    policy.set_reply_grammar(Some(Arc::new(ReplyGrammar::new(&replies))));
-    let optimizer = PolicyOptimizer::new(&policy, &section).expect("optimizer");
-    let algo = AlgoConfig {
-        kind: "grpo".into(),
-        filter_ratio: 1.0,
-        entropy_coef: 0.0,
-        loss_agg: "token-mean".into(),
-        ..AlgoConfig::default()
-    };
-    let mut learner = Learner {
-        policy,
-        optimizer,
-        algo,
-        version: 0,
-        reference: None,
-        select_half: false,
-    };
+    let grammar = Arc::new(ReplyGrammar::new(&replies));
+    let mut learner = grpo_learner(&tok, 4, Some(grammar), "token-mean");
     let prompts: Vec<Vec<u32>> = goals
         .iter()
         .map(|(text, _)| {
@@ -290,6 +225,39 @@ fn grpo_learns_a_contextual_bandit_with_prompts_of_different_lengths() {
     );
 }
 
+/// A GRPO learner on a fresh `tiny`-default policy: no filtering, no entropy bonus.
+fn grpo_learner(
+    tok: &Tokenizer,
+    seed: u64,
+    grammar: Option<Arc<ReplyGrammar>>,
+    loss_agg: &str,
+) -> Learner {
+    let section = ModelSection {
+        lr: 1e-3,
+        max_new_tokens: 8,
+        ..ModelSection::default()
+    };
+    let mut policy = Policy::from_section(&section, tok, seed).expect("policy");
+    policy.set_reply_grammar(grammar);
+    let optimizer = PolicyOptimizer::new(&policy, &section).expect("optimizer");
+    let algo = AlgoConfig {
+        kind: "grpo".into(),
+        filter_ratio: 1.0,
+        entropy_coef: 0.0,
+        loss_agg: loss_agg.into(),
+        ..AlgoConfig::default()
+    };
+    Learner {
+        policy,
+        optimizer,
+        algo,
+        version: 0,
+        reference: None,
+        select_half: false,
+    }
+}
+
+/// A one-turn episode: the prompt, then the reply (the only trained tokens).
 fn episode(prompt: &[u32], reply: &[u32], ret: f64, version: u64) -> Episode {
     let tokens: Vec<u32> = prompt.iter().chain(reply).copied().collect();
     let mask = prompt
