@@ -82,10 +82,7 @@ pub fn plot_experiment(out_dir: &Path, runs: &[RunCurve]) -> Result<Vec<PathBuf>
             },
         ];
         let path = out_dir.join(format!("curves-{task}-{algo}.png"));
-        draw_figure(&path, &panels).map_err(|message| PlotError::Draw {
-            path: path.clone(),
-            message,
-        })?;
+        draw_figure(&path, &panels)?;
         written.push(path);
     }
     Ok(written)

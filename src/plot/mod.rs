@@ -208,10 +208,7 @@ pub fn plot_run(run_dir: &Path) -> Result<Vec<PathBuf>, PlotError> {
     let mut written = Vec::new();
     for (file, panels) in figures(&records)? {
         let path = out.join(file);
-        draw_figure(&path, &panels).map_err(|message| PlotError::Draw {
-            path: path.clone(),
-            message,
-        })?;
+        draw_figure(&path, &panels)?;
         written.push(path);
     }
     Ok(written)
@@ -225,7 +222,15 @@ const PALETTE: [RGBColor; 4] = [
     RGBColor(204, 121, 167),
 ];
 
-fn draw_figure(path: &Path, panels: &[Panel]) -> Result<(), String> {
+/// Draw `panels` into the PNG at `path`; a drawing failure names the file.
+fn draw_figure(path: &Path, panels: &[Panel]) -> Result<(), PlotError> {
+    draw_panels(path, panels).map_err(|message| PlotError::Draw {
+        path: path.to_owned(),
+        message,
+    })
+}
+
+fn draw_panels(path: &Path, panels: &[Panel]) -> Result<(), String> {
     register_font()?;
     let cols = if panels.len() > 1 { 2 } else { 1 };
     let rows = panels.len().div_ceil(cols);
