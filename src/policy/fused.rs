@@ -96,11 +96,8 @@ impl CustomOp2 for SiluGate {
         l2: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
         let (g, u) = (slice(s1, l1)?, slice(s2, l2)?);
-        let out = g
-            .iter()
-            .zip(u)
-            .map(|(g, u)| g / (1.0 + (-g).exp()) * u)
-            .collect();
+        let mut out = vec![0.0f32; g.len()];
+        super::simd::silu_gate(g, &u[..g.len()], &mut out);
         Ok((CpuStorage::F32(out), l1.shape().clone()))
     }
 
@@ -112,13 +109,9 @@ impl CustomOp2 for SiluGate {
         g: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>)> {
         let (gv, uv, dy) = (vec_of(gate)?, vec_of(up)?, vec_of(g)?);
-        let mut dg = Vec::with_capacity(gv.len());
-        let mut du = Vec::with_capacity(gv.len());
-        for i in 0..gv.len() {
-            let sig = 1.0 / (1.0 + (-gv[i]).exp());
-            du.push(dy[i] * gv[i] * sig);
-            dg.push(dy[i] * uv[i] * sig * (1.0 + gv[i] * (1.0 - sig)));
-        }
+        let mut dg = vec![0.0f32; gv.len()];
+        let mut du = vec![0.0f32; gv.len()];
+        super::simd::silu_gate_backward(&gv, &uv, &dy, &mut dg, &mut du);
         Ok((
             Some(Tensor::from_vec(dg, gate.shape(), gate.device())?),
             Some(Tensor::from_vec(du, up.shape(), up.device())?),
@@ -134,12 +127,8 @@ pub struct LogprobEntropy {
 fn softmax_row(z: &[f32], p: &mut Vec<f32>) -> (f32, f32) {
     let max = z.iter().copied().fold(f32::NEG_INFINITY, f32::max);
     p.clear();
-    let mut sum = 0.0f32;
-    for &x in z {
-        let e = (x - max).exp();
-        p.push(e);
-        sum += e;
-    }
+    p.extend_from_slice(z);
+    let sum = super::simd::exp_shifted(p, max);
     let lse = max + sum.ln();
     p.iter_mut().for_each(|x| *x /= sum);
     // entropy = lse - sum p z

@@ -77,15 +77,13 @@ impl Attention {
                 row.fill(0.0);
                 continue;
             }
-            let mut sum = 0.0;
-            for j in 0..t {
-                row[j] = if j <= i && real[j] {
-                    (row[j] * scale - max).exp()
-                } else {
-                    0.0
-                };
-                sum += row[j];
+            // Hidden keys become -inf, which `exp` maps to exactly 0.
+            let (visible, future) = row.split_at_mut(i + 1);
+            for (x, &r) in visible.iter_mut().zip(real) {
+                *x = if r { *x * scale } else { f32::NEG_INFINITY };
             }
+            future.fill(0.0);
+            let sum = super::simd::exp_shifted(visible, max);
             let inv = 1.0 / sum;
             row.iter_mut().for_each(|x| *x *= inv);
         }

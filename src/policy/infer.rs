@@ -7,10 +7,13 @@
 
 use std::sync::Arc;
 
-use super::kernels::{KvView, attend, linear, par_rows, rms_norm_rows, rope_head, silu_gate};
+use super::kernels::{
+    KvView, WLayout, attend, linear, par_rows, rms_norm_rows, rope_head, silu_gate, transpose,
+};
 use super::{Arch, Params, PolicyError};
 
-/// One layer's weights, fused where that makes matmuls larger (q|k|v, gate|up).
+/// One layer's weights, fused where that makes matmuls larger (q|k|v, gate|up), each matrix
+/// stored `[in, out]` ([`WLayout::InOut`]) so the matmuls read it without repacking.
 struct LayerW {
     ln1: Vec<f32>,
     qkv_w: Vec<f32>,
@@ -25,7 +28,8 @@ struct LayerW {
 pub struct InferWeights {
     arch: Arch,
     embed: Vec<f32>,
-    /// `lm_head.weight` when untied; `None` reuses `embed`.
+    /// `lm_head.weight` (transposed, `[hidden, vocab]`) when untied; `None` reuses `embed`
+    /// as it is (a transposed copy of a tied embedding would double its memory).
     head: Option<Vec<f32>>,
     norm: Vec<f32>,
     layers: Vec<LayerW>,
@@ -104,6 +108,9 @@ fn data(p: &Params, name: &str) -> Result<Vec<f32>, PolicyError> {
 impl InferWeights {
     pub fn build(arch: &Arch, p: &Params, rope_len: usize) -> Result<InferWeights, PolicyError> {
         let mut layers = Vec::with_capacity(arch.num_layers);
+        let (h, iw) = (arch.hidden_size, arch.intermediate_size);
+        let qkv_out = (arch.num_heads + 2 * arch.num_kv_heads) * arch.head_dim;
+        let qw = arch.num_heads * arch.head_dim;
         for l in 0..arch.num_layers {
             let n = |s: &str| data(p, &format!("model.layers.{l}.{s}"));
             let cat = |parts: &[&str]| -> Result<Vec<f32>, PolicyError> {
@@ -113,22 +120,25 @@ impl InferWeights {
                 }
                 Ok(out)
             };
+            // HF stores `[out, in]`; the kernels read `[in, out]`.
+            let qkv = cat(&[
+                "self_attn.q_proj.weight",
+                "self_attn.k_proj.weight",
+                "self_attn.v_proj.weight",
+            ])?;
+            let gu = cat(&["mlp.gate_proj.weight", "mlp.up_proj.weight"])?;
             layers.push(LayerW {
                 ln1: n("input_layernorm.weight")?,
-                qkv_w: cat(&[
-                    "self_attn.q_proj.weight",
-                    "self_attn.k_proj.weight",
-                    "self_attn.v_proj.weight",
-                ])?,
+                qkv_w: transpose(&qkv, qkv_out, h),
                 qkv_b: cat(&[
                     "self_attn.q_proj.bias",
                     "self_attn.k_proj.bias",
                     "self_attn.v_proj.bias",
                 ])?,
-                o_w: n("self_attn.o_proj.weight")?,
+                o_w: transpose(&n("self_attn.o_proj.weight")?, h, qw),
                 ln2: n("post_attention_layernorm.weight")?,
-                gu_w: cat(&["mlp.gate_proj.weight", "mlp.up_proj.weight"])?,
-                down_w: n("mlp.down_proj.weight")?,
+                gu_w: transpose(&gu, 2 * iw, h),
+                down_w: transpose(&n("mlp.down_proj.weight")?, h, iw),
             });
         }
         let (cos, sin) = super::ops::rope_tables_vec(arch.head_dim, arch.rope_theta, rope_len);
@@ -138,7 +148,7 @@ impl InferWeights {
             head: if arch.tie_word_embeddings {
                 None
             } else {
-                Some(data(p, "lm_head.weight")?)
+                Some(transpose(&data(p, "lm_head.weight")?, arch.vocab_size, h))
             },
             norm: data(p, "model.norm.weight")?,
             layers,
@@ -212,6 +222,7 @@ impl InferWeights {
                 n,
                 h,
                 &w.qkv_w,
+                WLayout::InOut,
                 qw + 2 * kvw,
                 Some(&w.qkv_b),
                 &mut qkv,
@@ -237,12 +248,12 @@ impl InferWeights {
                 let q = &qkv_ref[i * width..i * width + qw];
                 attend(q, &view, pos_of[i] + 1, nh, nkv, d, &mut scratch, out);
             });
-            linear(&attn, n, qw, &w.o_w, h, None, &mut proj);
+            linear(&attn, n, qw, &w.o_w, WLayout::InOut, h, None, &mut proj);
             x.iter_mut().zip(&proj).for_each(|(x, p)| *x += p);
             rms_norm_rows(&x, &w.ln2, eps, &mut hbuf);
-            linear(&hbuf, n, h, &w.gu_w, 2 * iw, None, &mut gu);
+            linear(&hbuf, n, h, &w.gu_w, WLayout::InOut, 2 * iw, None, &mut gu);
             silu_gate(&gu, iw, &mut act);
-            linear(&act, n, iw, &w.down_w, h, None, &mut proj);
+            linear(&act, n, iw, &w.down_w, WLayout::InOut, h, None, &mut proj);
             x.iter_mut().zip(&proj).for_each(|(x, p)| *x += p);
         }
         for (s, toks) in tokens.iter().enumerate() {
@@ -266,9 +277,13 @@ impl InferWeights {
             .flat_map(|&r| x[r * h..(r + 1) * h].iter().copied())
             .collect();
         rms_norm_rows(&picked, &self.norm, eps, &mut hbuf);
-        let head = self.head.as_deref().unwrap_or(&self.embed);
+        let (head, layout) = match &self.head {
+            Some(t) => (t.as_slice(), WLayout::InOut),
+            None => (self.embed.as_slice(), WLayout::OutIn),
+        };
         let mut logits = Vec::new();
-        linear(&hbuf, rows.len(), h, head, a.vocab_size, None, &mut logits);
+        let v = a.vocab_size;
+        linear(&hbuf, rows.len(), h, head, layout, v, None, &mut logits);
         Ok(logits)
     }
 }

@@ -22,6 +22,7 @@ mod params;
 mod policy;
 mod sampling;
 mod section;
+mod simd;
 mod tokenizer;
 mod train;
 
