@@ -98,3 +98,40 @@ fn fused_ops_match_composite_values_and_gradients() {
     let b = b.flatten_all().unwrap().to_vec1::<f32>().unwrap();
     assert!(max(&a, &b) < 1e-4);
 }
+
+#[test]
+fn a_second_backward_over_the_same_graph_gives_the_same_gradients() {
+    // The fused decoder layer hands its saved activations to the first backward; a second
+    // backward must recompute them, not fail or use stale buffers.
+    let tok = Tokenizer::build_for_corpus(&corpus()).unwrap();
+    let s = ModelSection {
+        context_limit: 64,
+        ..ModelSection::default()
+    };
+    let p = Policy::from_section(&s, &tok, 9).unwrap();
+    p.set_fused_ops(true);
+    let row = tok.encode(&corpus()[1]).unwrap();
+    let batch = TrainBatch {
+        tokens: vec![row.clone(), row[..9].to_vec()],
+    };
+    let f = p.forward_train(&batch).unwrap();
+    let loss = (f.logprobs.sum_all().unwrap() + f.values.sum_all().unwrap()).unwrap();
+    let flat = |g: &candle_core::backprop::GradStore| -> Vec<Vec<f32>> {
+        p.params()
+            .vars()
+            .iter()
+            .map(|v| {
+                g.get(v.as_tensor())
+                    .unwrap()
+                    .flatten_all()
+                    .unwrap()
+                    .to_vec1::<f32>()
+                    .unwrap()
+            })
+            .collect()
+    };
+    let first = flat(&loss.backward().unwrap());
+    let second = flat(&loss.backward().unwrap());
+    assert!(first.iter().flatten().any(|g| *g != 0.0));
+    assert_eq!(first, second);
+}

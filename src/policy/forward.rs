@@ -2,6 +2,7 @@
 
 use candle_core::{D, Tensor};
 
+use super::fused_layer::{DecoderLayer, PACKED_PARAMS};
 use super::ops::{AttnInputs, rms_norm, silu_gate};
 use super::{Policy, PolicyError};
 
@@ -60,6 +61,16 @@ impl Policy {
         for l in 0..a.num_layers {
             keep(&x, &mut residuals)?;
             let n = |s: &str| p.get(&format!("model.layers.{l}.{s}"));
+            if let Some(attn_op) = attn.fused_op() {
+                // The whole layer as one op (see `fused_layer`): its weights enter packed.
+                let parts = PACKED_PARAMS
+                    .iter()
+                    .map(|s| Ok(n(s)?.flatten_all()?))
+                    .collect::<Result<Vec<_>, PolicyError>>()?;
+                let op = DecoderLayer::new(a, attn_op);
+                x = x.contiguous()?.apply_op2(&Tensor::cat(&parts, 0)?, op)?;
+                continue;
+            }
             let h = rms_norm(&x, n("input_layernorm.weight")?, eps, fused)?;
             let lin = |w: &str, bias: &str| -> Result<Tensor, PolicyError> {
                 Ok(h.matmul(&n(w)?.t()?)?.broadcast_add(n(bias)?)?)

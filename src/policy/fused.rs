@@ -53,30 +53,43 @@ impl CustomOp2 for RmsNorm {
         g: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>)> {
         let (xv, wv, gv) = (vec_of(x)?, vec_of(w)?, vec_of(g)?);
-        let h = wv.len();
         let mut gx = vec![0.0f32; xv.len()];
-        let mut gw = vec![0.0f32; h];
-        for ((xr, gr), gxr) in xv
-            .chunks_exact(h)
-            .zip(gv.chunks_exact(h))
-            .zip(gx.chunks_exact_mut(h))
-        {
-            let ms = xr.iter().map(|v| v * v).sum::<f32>() / h as f32;
-            let r = 1.0 / (ms + self.eps).sqrt();
-            let mut s = 0.0f32;
-            for j in 0..h {
-                s += gr[j] * wv[j] * xr[j];
-                gw[j] += gr[j] * xr[j] * r;
-            }
-            let c = r * r * r * s / h as f32;
-            for j in 0..h {
-                gxr[j] = r * wv[j] * gr[j] - xr[j] * c;
-            }
-        }
+        let mut gw = vec![0.0f32; wv.len()];
+        rms_norm_backward(&xv, &wv, self.eps, &gv, &mut gx, &mut gw);
         Ok((
             Some(Tensor::from_vec(gx, x.shape(), x.device())?),
             Some(Tensor::from_vec(gw, w.shape(), w.device())?),
         ))
+    }
+}
+
+/// Backward of RMSNorm over rows of `x`: adds the input gradient into `gx` and the weight
+/// gradient into `gw`, given the output gradient `g`.
+pub(crate) fn rms_norm_backward(
+    x: &[f32],
+    w: &[f32],
+    eps: f32,
+    g: &[f32],
+    gx: &mut [f32],
+    gw: &mut [f32],
+) {
+    let h = w.len();
+    for ((xr, gr), gxr) in x
+        .chunks_exact(h)
+        .zip(g.chunks_exact(h))
+        .zip(gx.chunks_exact_mut(h))
+    {
+        let ms = xr.iter().map(|v| v * v).sum::<f32>() / h as f32;
+        let r = 1.0 / (ms + eps).sqrt();
+        let mut s = 0.0f32;
+        for j in 0..h {
+            s += gr[j] * w[j] * xr[j];
+            gw[j] += gr[j] * xr[j] * r;
+        }
+        let c = r * r * r * s / h as f32;
+        for j in 0..h {
+            gxr[j] += r * w[j] * gr[j] - xr[j] * c;
+        }
     }
 }
 

@@ -48,66 +48,11 @@ impl Attention {
         }
     }
 
-    /// Attention probabilities `[T, T]` of head `h` in batch row `bi` (rows: queries), with
-    /// causal and key masks; a query with no visible key gets an all-zero row.
-    fn probs(&self, q: &[f32], k: &[f32], bi: usize, h: usize, p: &mut [f32]) {
-        let (t, d, nh, nkv) = (self.t, self.d, self.heads, self.kv_heads);
-        let g = h / (nh / nkv);
-        let qv = View {
-            data: &q[(bi * t * nh + h) * d..],
-            rs: nh * d,
-            cs: 1,
-        };
-        let kt = View {
-            data: &k[(bi * t * nkv + g) * d..],
-            rs: 1,
-            cs: nkv * d,
-        };
-        matmul_strided(t, t, d, qv, kt, p, false);
-        let scale = 1.0 / (d as f32).sqrt();
-        let real = &self.key_real[bi * t..(bi + 1) * t];
-        for (i, row) in p.chunks_exact_mut(t).enumerate() {
-            let mut max = f32::NEG_INFINITY;
-            for j in 0..=i {
-                if real[j] {
-                    max = max.max(row[j] * scale);
-                }
-            }
-            if max == f32::NEG_INFINITY {
-                row.fill(0.0);
-                continue;
-            }
-            // Hidden keys become -inf, which `exp` maps to exactly 0.
-            let (visible, future) = row.split_at_mut(i + 1);
-            for (x, &r) in visible.iter_mut().zip(real) {
-                *x = if r { *x * scale } else { f32::NEG_INFINITY };
-            }
-            future.fill(0.0);
-            let sum = super::simd::exp_shifted(visible, max);
-            let inv = 1.0 / sum;
-            row.iter_mut().for_each(|x| *x *= inv);
-        }
-    }
-}
-
-impl CustomOp3 for Attention {
-    fn name(&self) -> &'static str {
-        "tsr-rope-attention"
-    }
-
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-        s3: &CpuStorage,
-        l3: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
+    /// Attention of pre-RoPE `q` `[B*T, heads*d]` over `k`, `v` `[B*T, kv_heads*d]`: `[B*T, heads*d]`.
+    pub fn forward(&self, q: &[f32], k: &[f32], v: &[f32]) -> Vec<f32> {
         let (b, t, d, nh, nkv) = (self.b, self.t, self.d, self.heads, self.kv_heads);
-        let mut q = slice(s1, l1)?.to_vec();
-        let mut k = slice(s2, l2)?.to_vec();
-        let v = slice(s3, l3)?;
+        let mut q = q.to_vec();
+        let mut k = k.to_vec();
         self.rope(&mut q, nh, 1.0);
         self.rope(&mut k, nkv, 1.0);
         // One task per (batch row, head), each producing its head's `[T, d]` output.
@@ -148,22 +93,23 @@ impl CustomOp3 for Attention {
                 out[dst..dst + d].copy_from_slice(&o[i * d..(i + 1) * d]);
             }
         }
-        Ok((CpuStorage::F32(out), l1.shape().clone()))
+        out
     }
 
-    fn bwd(
+    /// Gradients of [`Attention::forward`] for its inputs, given its output `o` and the output
+    /// gradient `dout`.
+    pub fn backward(
         &self,
-        q_in: &Tensor,
-        k_in: &Tensor,
-        v_in: &Tensor,
-        res: &Tensor,
-        grad: &Tensor,
-    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        q: &[f32],
+        k: &[f32],
+        v: &[f32],
+        o: &[f32],
+        dout: &[f32],
+    ) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
         let (b, t, d, nh, nkv) = (self.b, self.t, self.d, self.heads, self.kv_heads);
         let group = nh / nkv;
         let scale = 1.0 / (d as f32).sqrt();
-        let (mut q, mut k, v) = (vec_of(q_in)?, vec_of(k_in)?, vec_of(v_in)?);
-        let (o, dout) = (vec_of(res)?, vec_of(grad)?);
+        let (mut q, mut k) = (q.to_vec(), k.to_vec());
         self.rope(&mut q, nh, 1.0);
         self.rope(&mut k, nkv, 1.0);
         // One task per (batch row, kv head): it owns that head's dk/dv and its query heads'
@@ -259,6 +205,81 @@ impl CustomOp3 for Attention {
         }
         self.rope(&mut dq, nh, -1.0);
         self.rope(&mut dk, nkv, -1.0);
+        (dq, dk, dv)
+    }
+
+    /// Attention probabilities `[T, T]` of head `h` in batch row `bi` (rows: queries), with
+    /// causal and key masks; a query with no visible key gets an all-zero row.
+    fn probs(&self, q: &[f32], k: &[f32], bi: usize, h: usize, p: &mut [f32]) {
+        let (t, d, nh, nkv) = (self.t, self.d, self.heads, self.kv_heads);
+        let g = h / (nh / nkv);
+        let qv = View {
+            data: &q[(bi * t * nh + h) * d..],
+            rs: nh * d,
+            cs: 1,
+        };
+        let kt = View {
+            data: &k[(bi * t * nkv + g) * d..],
+            rs: 1,
+            cs: nkv * d,
+        };
+        matmul_strided(t, t, d, qv, kt, p, false);
+        let scale = 1.0 / (d as f32).sqrt();
+        let real = &self.key_real[bi * t..(bi + 1) * t];
+        for (i, row) in p.chunks_exact_mut(t).enumerate() {
+            let mut max = f32::NEG_INFINITY;
+            for j in 0..=i {
+                if real[j] {
+                    max = max.max(row[j] * scale);
+                }
+            }
+            if max == f32::NEG_INFINITY {
+                row.fill(0.0);
+                continue;
+            }
+            // Hidden keys become -inf, which `exp` maps to exactly 0.
+            let (visible, future) = row.split_at_mut(i + 1);
+            for (x, &r) in visible.iter_mut().zip(real) {
+                *x = if r { *x * scale } else { f32::NEG_INFINITY };
+            }
+            future.fill(0.0);
+            let sum = super::simd::exp_shifted(visible, max);
+            let inv = 1.0 / sum;
+            row.iter_mut().for_each(|x| *x *= inv);
+        }
+    }
+}
+
+impl CustomOp3 for Attention {
+    fn name(&self) -> &'static str {
+        "tsr-rope-attention"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (q, k, v) = (slice(s1, l1)?, slice(s2, l2)?, slice(s3, l3)?);
+        let out = self.forward(q, k, v);
+        Ok((CpuStorage::F32(out), l1.shape().clone()))
+    }
+
+    fn bwd(
+        &self,
+        q_in: &Tensor,
+        k_in: &Tensor,
+        v_in: &Tensor,
+        res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let (q, k, v) = (vec_of(q_in)?, vec_of(k_in)?, vec_of(v_in)?);
+        let (o, dout) = (vec_of(res)?, vec_of(grad)?);
+        let (dq, dk, dv) = self.backward(&q, &k, &v, &o, &dout);
         Ok((
             Some(Tensor::from_vec(dq, q_in.shape(), q_in.device())?),
             Some(Tensor::from_vec(dk, k_in.shape(), k_in.device())?),

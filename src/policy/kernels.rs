@@ -263,6 +263,38 @@ pub fn matmul_strided(
     out: &mut [f32],
     accumulate: bool,
 ) {
+    matmul_views(m, n, k, a, b, out, accumulate, gemm::Parallelism::None)
+}
+
+/// [`matmul_strided`] for one large product: split across threads when the work is worth it.
+pub fn matmul_large(
+    m: usize,
+    n: usize,
+    k: usize,
+    a: View<'_>,
+    b: View<'_>,
+    out: &mut [f32],
+    accumulate: bool,
+) {
+    let par = if m * n * k >= PAR_THRESHOLD && rayon::current_num_threads() > 1 {
+        gemm::Parallelism::Rayon(rayon::current_num_threads())
+    } else {
+        gemm::Parallelism::None
+    };
+    matmul_views(m, n, k, a, b, out, accumulate, par)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn matmul_views(
+    m: usize,
+    n: usize,
+    k: usize,
+    a: View<'_>,
+    b: View<'_>,
+    out: &mut [f32],
+    accumulate: bool,
+    par: gemm::Parallelism,
+) {
     assert!(out.len() >= m * n, "matmul output too small");
     let last = |v: &View<'_>, r: usize, c: usize| (r - 1) * v.rs + (c - 1) * v.cs;
     if m == 0 || n == 0 {
@@ -299,7 +331,7 @@ pub fn matmul_strided(
             false,
             false,
             false,
-            gemm::Parallelism::None,
+            par,
         );
     }
 }

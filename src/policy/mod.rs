@@ -12,6 +12,7 @@ mod error;
 mod forward;
 mod fused;
 mod fused_attention;
+mod fused_layer;
 mod generate;
 pub mod grammar;
 mod infer;

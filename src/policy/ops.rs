@@ -127,21 +127,26 @@ impl AttnInputs {
         Ok(me)
     }
 
+    /// The fused attention op for these inputs (`None` on the composite path).
+    pub fn fused_op(&self) -> Option<super::fused_attention::Attention> {
+        let (cos, sin, real) = self.fused.as_ref()?;
+        Some(super::fused_attention::Attention {
+            b: self.b,
+            t: self.t,
+            heads: self.heads,
+            kv_heads: self.kv_heads,
+            d: self.d,
+            cos: cos.clone(),
+            sin: sin.clone(),
+            key_real: real.clone(),
+        })
+    }
+
     /// RoPE + causal GQA attention: q `[B*T, heads*d]`, k and v `[B*T, kv_heads*d]`
     /// (pre-RoPE) to `[B*T, heads*d]`.
     pub fn apply(&self, q: &Tensor, k: &Tensor, v: &Tensor) -> Result<Tensor, PolicyError> {
         let (b, t, hq, hkv, hd) = (self.b, self.t, self.heads, self.kv_heads, self.d);
-        if let Some((cos, sin, real)) = &self.fused {
-            let op = super::fused_attention::Attention {
-                b,
-                t,
-                heads: hq,
-                kv_heads: hkv,
-                d: hd,
-                cos: cos.clone(),
-                sin: sin.clone(),
-                key_real: real.clone(),
-            };
+        if let Some(op) = self.fused_op() {
             return Ok(q
                 .contiguous()?
                 .apply_op3(&k.contiguous()?, &v.contiguous()?, op)?);
