@@ -7,6 +7,7 @@
 
 use std::sync::Arc;
 
+use super::block_attention::{Heads, MIN_BLOCK_ROWS, attend_block};
 use super::kernels::{
     KvView, WLayout, attend, linear, par_rows, rms_norm_rows, rope_head, silu_gate, transpose,
 };
@@ -241,8 +242,37 @@ impl InferWeights {
             }
             let caches_ref = &*caches;
             let qkv_ref = &qkv;
+            // Long blocks (prompt prefills) by matmuls, the other rows one by one.
+            let mut first = 0;
+            let mut blocks = Vec::new();
+            for (s, toks) in tokens.iter().enumerate() {
+                if toks.len() >= MIN_BLOCK_ROWS {
+                    blocks.push((s, first, toks.len()));
+                }
+                first += toks.len();
+            }
+            let shape = Heads {
+                heads: nh,
+                kv_heads: nkv,
+                d,
+            };
+            for &(s, first, rows) in &blocks {
+                let out = attend_block(
+                    &qkv[first * width..],
+                    width,
+                    rows,
+                    pos_of[first],
+                    &caches_ref[s].view(l),
+                    shape,
+                );
+                attn[first * qw..(first + rows) * qw].copy_from_slice(&out);
+            }
+            let in_block = |i: usize| tokens[seq_of[i]].len() >= MIN_BLOCK_ROWS;
             let work = pos_of.iter().map(|p| (p + 1) * qw).sum::<usize>();
             par_rows(&mut attn, qw, work, |i, out| {
+                if in_block(i) {
+                    return;
+                }
                 let mut scratch = Vec::new();
                 let view = caches_ref[seq_of[i]].view(l);
                 let q = &qkv_ref[i * width..i * width + qw];

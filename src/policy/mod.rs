@@ -7,6 +7,7 @@
 mod alloc;
 mod arch;
 pub mod bench;
+mod block_attention;
 mod checkpoint;
 mod error;
 mod forward;
