@@ -100,6 +100,103 @@ pub fn attend_block(
     out
 }
 
+/// One single-token query of a forked sequence: its `[heads * d]` query, how many cached
+/// positions it sees (`upto`, at least the shared prefix), and its own keys and values (rows of
+/// `kv_heads * d` after the prefix).
+pub struct ForkQuery<'a> {
+    pub q: &'a [f32],
+    pub upto: usize,
+    pub own_k: &'a [f32],
+    pub own_v: &'a [f32],
+}
+
+/// Attention of the next tokens of several forks of one prompt: the scores and weighted values
+/// over the shared prefix (`prefix_k`/`prefix_v`, `prefix_len` rows) are two matmuls for all
+/// forks' queries together, so the prompt's keys and values are read once per step rather than
+/// once per fork; each fork's own tokens are added row by row. Returns `[heads * d]` per query.
+pub fn attend_forks(
+    forks: &[ForkQuery<'_>],
+    prefix_k: &[f32],
+    prefix_v: &[f32],
+    prefix_len: usize,
+    shape: Heads,
+) -> Vec<Vec<f32>> {
+    let Heads { heads, kv_heads, d } = shape;
+    let (group, kv_row, lp) = (heads / kv_heads, kv_heads * d, prefix_len);
+    let scale = 1.0 / (d as f32).sqrt();
+    let rows = forks.len() * group;
+    let mut outs = vec![vec![0.0f32; heads * d]; forks.len()];
+    let (mut qg, mut sp, mut op) = (Vec::new(), vec![0.0f32; rows * lp], vec![0.0f32; rows * d]);
+    let mut own_scores = Vec::new();
+    for g in 0..kv_heads {
+        // Queries of this kv head's group, fork-major: row f * group + j.
+        qg.clear();
+        for f in forks {
+            qg.extend_from_slice(&f.q[g * group * d..(g + 1) * group * d]);
+        }
+        let q = View {
+            data: &qg,
+            rs: d,
+            cs: 1,
+        };
+        let kt = View {
+            data: &prefix_k[g * d..],
+            rs: 1,
+            cs: kv_row,
+        };
+        matmul_strided(rows, lp, d, q, kt, &mut sp, false);
+        for (fi, f) in forks.iter().enumerate() {
+            let own = f.upto - lp;
+            for j in 0..group {
+                let r = fi * group + j;
+                let qh = &qg[r * d..(r + 1) * d];
+                own_scores.clear();
+                own_scores.extend((0..own).map(|p| {
+                    super::kernels::dot(qh, &f.own_k[p * kv_row + g * d..p * kv_row + (g + 1) * d])
+                        * scale
+                }));
+                let pre = &mut sp[r * lp..(r + 1) * lp];
+                pre.iter_mut().for_each(|x| *x *= scale);
+                let max = pre
+                    .iter()
+                    .chain(own_scores.iter())
+                    .copied()
+                    .fold(f32::NEG_INFINITY, f32::max);
+                let sum = super::simd::exp_shifted(pre, max)
+                    + super::simd::exp_shifted(&mut own_scores, max);
+                let inv = 1.0 / sum;
+                pre.iter_mut().for_each(|x| *x *= inv);
+                let out = &mut outs[fi][(g * group + j) * d..(g * group + j + 1) * d];
+                for (p, w) in own_scores.iter().enumerate() {
+                    let v = &f.own_v[p * kv_row + g * d..p * kv_row + (g + 1) * d];
+                    out.iter_mut().zip(v).for_each(|(o, v)| *o += w * inv * v);
+                }
+            }
+        }
+        let probs = View {
+            data: &sp,
+            rs: lp,
+            cs: 1,
+        };
+        let values = View {
+            data: &prefix_v[g * d..],
+            rs: kv_row,
+            cs: 1,
+        };
+        matmul_strided(rows, d, lp, probs, values, &mut op, false);
+        for (fi, out) in outs.iter_mut().enumerate() {
+            for j in 0..group {
+                let r = fi * group + j;
+                let o = &mut out[(g * group + j) * d..(g * group + j + 1) * d];
+                o.iter_mut()
+                    .zip(&op[r * d..(r + 1) * d])
+                    .for_each(|(o, v)| *o += v);
+            }
+        }
+    }
+    outs
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -134,6 +231,52 @@ mod tests {
             attend(q, &kv, start + i + 1, 4, 2, 8, &mut scratch, &mut one);
             for (a, b) in one.iter().zip(&block[i * q_w..(i + 1) * q_w]) {
                 assert!((a - b).abs() < 1e-5, "row {i}: {a} vs {b}");
+            }
+        }
+    }
+
+    #[test]
+    fn forks_over_a_shared_prefix_equal_row_by_row_attention() {
+        let shape = Heads {
+            heads: 4,
+            kv_heads: 2,
+            d: 8,
+        };
+        let (kv_row, q_w) = (shape.kv_heads * shape.d, shape.heads * shape.d);
+        let val = |i: usize| ((i * 53 % 97) as f32 / 48.0 - 1.0) * 0.9;
+        let lp = 9;
+        let pk: Vec<f32> = (0..lp * kv_row).map(val).collect();
+        let pv: Vec<f32> = (0..lp * kv_row).map(|i| val(i + 5)).collect();
+        // Three forks with 1, 2 and 4 own tokens (the last being the query's own).
+        let owns: Vec<(Vec<f32>, Vec<f32>, Vec<f32>)> = [1usize, 2, 4]
+            .iter()
+            .enumerate()
+            .map(|(f, &n)| {
+                let k = (0..n * kv_row).map(|i| val(i + 11 * f + 17)).collect();
+                let v = (0..n * kv_row).map(|i| val(i + 7 * f + 23)).collect();
+                let q = (0..q_w).map(|i| val(i + 13 * f + 31)).collect();
+                (k, v, q)
+            })
+            .collect();
+        let forks: Vec<ForkQuery<'_>> = owns
+            .iter()
+            .map(|(k, v, q)| ForkQuery {
+                q,
+                upto: lp + k.len() / kv_row,
+                own_k: k,
+                own_v: v,
+            })
+            .collect();
+        let got = attend_forks(&forks, &pk, &pv, lp, shape);
+        let mut scratch = Vec::new();
+        for (f, fork) in forks.iter().enumerate() {
+            let kv = KvView {
+                segments: [(&pk, &pv), (fork.own_k, fork.own_v)],
+            };
+            let mut one = vec![0.0; q_w];
+            attend(fork.q, &kv, fork.upto, 4, 2, 8, &mut scratch, &mut one);
+            for (a, b) in one.iter().zip(&got[f]) {
+                assert!((a - b).abs() < 1e-5, "fork {f}: {a} vs {b}");
             }
         }
     }

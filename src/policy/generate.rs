@@ -73,7 +73,8 @@ impl Policy {
     /// Reproducibility: a sample's draws come only from its own RNG and its attention reads
     /// only its own cache, so its tokens do not depend on what else is in the batch except
     /// through float rounding in the shared matmuls (gemm may block rows differently for
-    /// different batch sizes, moving logits by ~1e-6 relative). That changes a token only
+    /// different batch sizes, and the forks of one prompt present in a step attend over the
+    /// prompt in one matmul, moving logits by ~1e-6 relative). That changes a token only
     /// when a uniform draw falls within that distance of a boundary of the cumulative
     /// distribution (or two greedy logits tie within it).
     pub fn generate(&self, reqs: &[GenRequest]) -> Result<Vec<GenOutput>, PolicyError> {

@@ -5,9 +5,12 @@
 //! is the prompt's cache (shared, `Arc`) followed by its own tokens, so best-of-N costs one
 //! prompt prefill plus N decodes.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use super::block_attention::{Heads, MIN_BLOCK_ROWS, attend_block};
+use rayon::prelude::*;
+
+use super::block_attention::{ForkQuery, Heads, MIN_BLOCK_ROWS, attend_block, attend_forks};
 use super::kernels::{
     KvView, WLayout, attend, linear, par_rows, rms_norm_rows, rope_head, silu_gate, transpose,
 };
@@ -268,9 +271,50 @@ impl InferWeights {
                 attn[first * qw..(first + rows) * qw].copy_from_slice(&out);
             }
             let in_block = |i: usize| tokens[seq_of[i]].len() >= MIN_BLOCK_ROWS;
+            // Other rows of forked sequences: together per shared prompt.
+            let mut forks: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
+            for i in (0..n).filter(|&i| !in_block(i)) {
+                if let Some(prefix) = &caches_ref[seq_of[i]].prefix {
+                    forks
+                        .entry(Arc::as_ptr(prefix) as usize)
+                        .or_default()
+                        .push(i);
+                }
+            }
+            let fork_out: Vec<(Vec<usize>, Vec<Vec<f32>>)> = forks
+                .into_values()
+                .collect::<Vec<_>>()
+                .into_par_iter()
+                .map(|rows| {
+                    let first = &caches_ref[seq_of[rows[0]]];
+                    let prefix = &first.prefix.as_ref().expect("forked rows")[l];
+                    let queries: Vec<ForkQuery<'_>> = rows
+                        .iter()
+                        .map(|&i| {
+                            let own = &caches_ref[seq_of[i]].own[l];
+                            ForkQuery {
+                                q: &qkv_ref[i * width..i * width + qw],
+                                upto: pos_of[i] + 1,
+                                own_k: &own.k,
+                                own_v: &own.v,
+                            }
+                        })
+                        .collect();
+                    let lp = first.prefix_len;
+                    let out = attend_forks(&queries, &prefix.k, &prefix.v, lp, shape);
+                    (rows, out)
+                })
+                .collect();
+            let mut done = vec![false; n];
+            for (rows, outs) in fork_out {
+                for (i, o) in rows.into_iter().zip(outs) {
+                    attn[i * qw..(i + 1) * qw].copy_from_slice(&o);
+                    done[i] = true;
+                }
+            }
             let work = pos_of.iter().map(|p| (p + 1) * qw).sum::<usize>();
             par_rows(&mut attn, qw, work, |i, out| {
-                if in_block(i) {
+                if in_block(i) || done[i] {
                     return;
                 }
                 let mut scratch = Vec::new();
