@@ -137,8 +137,33 @@ fn published_weights_make_the_inference_copy_sample_like_the_learner() {
 /// batched decoding pads them and the training batch pads them) rewards a different action.
 /// A policy that ignored its prompt, or a padding or position error between decoding and
 /// training, would stay near 25% correct.
+///
+/// Three runs differing only in the initial weights: one run's outcome moves with float
+/// rounding (a different exp or matmul order changes which rare tokens are drawn, and 60
+/// updates amplify it), so the claim is made for the typical run, the median.
 #[test]
 fn grpo_learns_a_contextual_bandit_with_prompts_of_different_lengths() {
+    let runs: Vec<(f64, f64)> = [4, 5, 6]
+        .iter()
+        .map(|&seed| contextual_bandit(seed))
+        .collect();
+    let mut after: Vec<f64> = runs.iter().map(|r| r.1).collect();
+    after.sort_by(f64::total_cmp);
+    for (before, after) in &runs {
+        assert!(
+            after - before > 0.3,
+            "a run only went from {before:.2} to {after:.2} correct: {runs:?}"
+        );
+    }
+    assert!(
+        after[1] > 0.8,
+        "median share of replies naming the prompt's action is {:.2}: {runs:?}",
+        after[1]
+    );
+}
+
+/// Share of correct replies before and after 60 GRPO updates from initial weights `seed`.
+fn contextual_bandit(seed: u64) -> (f64, f64) {
     let goals = [
         ("go Up", "Up"),
         ("now please go Down", "Down"),
@@ -160,7 +185,7 @@ fn grpo_learns_a_contextual_bandit_with_prompts_of_different_lengths() {
         })
         .collect();
     let grammar = Arc::new(ReplyGrammar::new(&replies));
-    let mut learner = grpo_learner(&tok, 4, Some(grammar), "token-mean");
+    let mut learner = grpo_learner(&tok, seed, Some(grammar), "token-mean");
     let prompts: Vec<Vec<u32>> = goals
         .iter()
         .map(|(text, _)| {
@@ -218,11 +243,7 @@ fn grpo_learns_a_contextual_bandit_with_prompts_of_different_lengths() {
         }
         learner.update(&episodes).expect("update");
     }
-    let after = correct(&learner);
-    assert!(
-        after > 0.8,
-        "share of replies naming the prompt's action went from {before:.2} to {after:.2}"
-    );
+    (before, correct(&learner))
 }
 
 /// A GRPO learner on a fresh `tiny`-default policy: no filtering, no entropy bonus.

@@ -61,6 +61,9 @@ struct Row {
     cache: SeqCache,
     rng: ChaCha8Rng,
     tokens: Vec<u32>,
+    /// How many of `tokens` the cache holds: a grammar's forced tokens are appended without a
+    /// forward of their own and enter the cache with the next step's input.
+    fed: usize,
     logprobs: Vec<f32>,
     finish: Option<Finish>,
     /// Position in the reply grammar, when the policy has one.
@@ -130,6 +133,7 @@ impl Policy {
                     cache: SeqCache::forked(&prefix, len),
                     rng,
                     tokens: Vec::new(),
+                    fed: 0,
                     logprobs: Vec::new(),
                     finish: None,
                     node: self.reply_grammar().map(|g| Step::At(g.root())),
@@ -155,15 +159,17 @@ impl Policy {
                 .iter()
                 .map(|&i| std::mem::take(&mut rows[i].cache))
                 .collect();
-            let last: Vec<[u32; 1]> = active
+            // Each active row has at least its last sampled token to feed, plus any forced
+            // tokens appended after it.
+            let toks: Vec<&[u32]> = active
                 .iter()
-                .map(|&i| [*rows[i].tokens.last().unwrap_or(&eos)])
+                .map(|&i| &rows[i].tokens[rows[i].fed..])
                 .collect();
-            let toks: Vec<&[u32]> = last.iter().map(|t| t.as_slice()).collect();
             let logits = w.forward(&mut caches, &toks, false)?;
             for (j, (&i, cache)) in active.iter().zip(caches).enumerate() {
                 let row = &mut rows[i];
                 row.cache = cache;
+                row.fed = row.tokens.len();
                 let req = &reqs[row.req];
                 self.push_token(row, &logits[j * v..(j + 1) * v], req, limits[row.req], eos);
             }
@@ -203,6 +209,33 @@ impl Policy {
                 (tok, logprob_of(logits, tok))
             }
         };
+        self.append(row, tok, logp, req, max_new, eos);
+        // Tokens the grammar forces next need no logits: take them now (no draw, log-prob 0,
+        // as `constrained_sample` would) and let the next step feed them all at once.
+        while let (None, Some(g), Some(Step::At(node))) =
+            (row.finish, self.reply_grammar(), row.node)
+        {
+            if g.branching(node) != 1 {
+                break;
+            }
+            let Some(tok) = g.allowed(node).next() else {
+                break;
+            };
+            row.node = Some(g.step(node, tok));
+            self.append(row, tok, 0.0, req, max_new, eos);
+        }
+    }
+
+    /// Add one token to `row` and decide whether it has finished.
+    fn append(
+        &self,
+        row: &mut Row,
+        tok: u32,
+        logp: f32,
+        req: &GenRequest,
+        max_new: usize,
+        eos: u32,
+    ) {
         row.tokens.push(tok);
         row.logprobs.push(logp);
         row.finish = if tok == eos {
