@@ -152,6 +152,33 @@ fn ppo_critic_learns_the_returns() {
 }
 
 #[test]
+fn ppo_value_coef_weights_the_critic_loss() {
+    let head = |l: &Learner| -> Vec<f32> {
+        let w = l
+            .policy
+            .params()
+            .get("value_head.weight")
+            .expect("value head");
+        w.flatten_all()
+            .expect("flat")
+            .to_vec1::<f32>()
+            .expect("vec")
+    };
+    for (coef, moves) in [(0.0, false), (1.0, true)] {
+        let mut l = learner("ppo");
+        l.algo.value_coef = coef;
+        let eps = episodes(&l, &[1.0, 0.0, 1.0, 0.0]);
+        let before = head(&l);
+        l.update(&eps).expect("update");
+        assert_eq!(
+            head(&l) != before,
+            moves,
+            "value_coef {coef}: the critic head should move only when its loss counts"
+        );
+    }
+}
+
+#[test]
 fn trajectory_selection_trains_the_half_farthest_from_the_group_mean() {
     let mut l = learner("grpo");
     let eps = episodes(&l, &[1.0, 0.0, 0.0, 0.0]);

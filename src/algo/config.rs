@@ -46,6 +46,9 @@ pub struct AlgoConfig {
     pub dual_clip: f64,
     /// Critic predictions are clipped to old value +- value_clip in the value loss (PPO only).
     pub value_clip: f64,
+    /// Weight of the value loss in the total loss (PPO only). The critic shares the policy's
+    /// trunk, so its gradient also moves the policy's features.
+    pub value_coef: f64,
     /// Weight of the entropy bonus subtracted from the actor loss (0 = none).
     pub entropy_coef: f64,
     /// Weight of the KL penalty to a frozen reference model (0 = no KL and no reference model).
@@ -84,6 +87,7 @@ impl Default for AlgoConfig {
             clip_high: 0.28,
             dual_clip: 3.0,
             value_clip: 0.5,
+            value_coef: 1.0,
             entropy_coef: 0.001,
             kl_coef: 0.0,
             kl_kind: "low_var_kl".into(),
@@ -141,6 +145,7 @@ impl Section for AlgoConfig {
             "a value in (1, 1000]",
         );
         issues.range(&key("value_clip"), self.value_clip, 0.0, 1000.0);
+        issues.range(&key("value_coef"), self.value_coef, 0.0, 1000.0);
         issues.range(&key("entropy_coef"), self.entropy_coef, 0.0, 1.0);
         issues.range(&key("kl_coef"), self.kl_coef, 0.0, 10.0);
         issues.check(

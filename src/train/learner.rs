@@ -296,7 +296,7 @@ impl Learner {
                 )?;
                 report.value_loss += scalar(&vl.loss)? / epochs as f64;
                 report.value_clipfrac += vl.clipfrac / epochs as f64;
-                loss = loss.add(&vl.loss)?;
+                loss = loss.add(&vl.loss.affine(self.algo.value_coef, 0.0)?)?;
             }
             if poison_loss {
                 loss = (loss * f64::NAN)?;
