@@ -9,17 +9,9 @@ fn corpus() -> Vec<String> {
         .collect()
 }
 
-fn grads_and_outputs(p: &Policy, batch: &TrainBatch, fused: bool) -> (Vec<Vec<f32>>, Vec<f32>) {
-    p.set_fused_ops(fused);
-    let f = p.forward_train(batch).unwrap();
-    // Weights chosen so every output (and both entropy branches) reaches the loss.
-    let loss = ((f.logprobs.sum_all().unwrap() + (f.entropy.sum_all().unwrap() * 0.3).unwrap())
-        .unwrap()
-        + (f.values.sum_all().unwrap() * 0.7).unwrap())
-    .unwrap();
-    let grads = loss.backward().unwrap();
-    let g = p
-        .params()
+/// The gradient of every parameter, in `params().vars()` order.
+fn param_grads(p: &Policy, grads: &candle_core::backprop::GradStore) -> Vec<Vec<f32>> {
+    p.params()
         .vars()
         .iter()
         .map(|v| {
@@ -31,7 +23,18 @@ fn grads_and_outputs(p: &Policy, batch: &TrainBatch, fused: bool) -> (Vec<Vec<f3
                 .to_vec1::<f32>()
                 .unwrap()
         })
-        .collect();
+        .collect()
+}
+
+fn grads_and_outputs(p: &Policy, batch: &TrainBatch, fused: bool) -> (Vec<Vec<f32>>, Vec<f32>) {
+    p.set_fused_ops(fused);
+    let f = p.forward_train(batch).unwrap();
+    // Weights chosen so every output (and both entropy branches) reaches the loss.
+    let loss = ((f.logprobs.sum_all().unwrap() + (f.entropy.sum_all().unwrap() * 0.3).unwrap())
+        .unwrap()
+        + (f.values.sum_all().unwrap() * 0.7).unwrap())
+    .unwrap();
+    let g = param_grads(p, &loss.backward().unwrap());
     let mut outs = Vec::new();
     for t in [&f.logprobs, &f.entropy, &f.values] {
         outs.extend(t.flatten_all().unwrap().to_vec1::<f32>().unwrap());
@@ -116,22 +119,8 @@ fn a_second_backward_over_the_same_graph_gives_the_same_gradients() {
     };
     let f = p.forward_train(&batch).unwrap();
     let loss = (f.logprobs.sum_all().unwrap() + f.values.sum_all().unwrap()).unwrap();
-    let flat = |g: &candle_core::backprop::GradStore| -> Vec<Vec<f32>> {
-        p.params()
-            .vars()
-            .iter()
-            .map(|v| {
-                g.get(v.as_tensor())
-                    .unwrap()
-                    .flatten_all()
-                    .unwrap()
-                    .to_vec1::<f32>()
-                    .unwrap()
-            })
-            .collect()
-    };
-    let first = flat(&loss.backward().unwrap());
-    let second = flat(&loss.backward().unwrap());
+    let first = param_grads(&p, &loss.backward().unwrap());
+    let second = param_grads(&p, &loss.backward().unwrap());
     assert!(first.iter().flatten().any(|g| *g != 0.0));
     assert_eq!(first, second);
 }
