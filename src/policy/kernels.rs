@@ -30,6 +30,15 @@ pub fn transpose(w: &[f32], rows: usize, cols: usize) -> Vec<f32> {
     t
 }
 
+/// gemm's threading for a product of `work` multiply-adds.
+fn parallelism(work: usize) -> gemm::Parallelism {
+    if work >= PAR_THRESHOLD && rayon::current_num_threads() > 1 {
+        gemm::Parallelism::Rayon(rayon::current_num_threads())
+    } else {
+        gemm::Parallelism::None
+    }
+}
+
 /// `out[m, n] = x[m, k] @ W` where `W` is the `[k, n]` weight stored as `layout` says, plus
 /// `bias[n]` when given.
 #[allow(clippy::too_many_arguments)]
@@ -50,11 +59,7 @@ pub fn linear(
     if m == 0 {
         return;
     }
-    let par = if m * n * k >= PAR_THRESHOLD {
-        gemm::Parallelism::Rayon(rayon::current_num_threads())
-    } else {
-        gemm::Parallelism::None
-    };
+    let par = parallelism(m * n * k);
     // Strides of W's element (row kk, column j): (row stride, column stride).
     let (w_rs, w_cs) = match layout {
         WLayout::OutIn => (1, k as isize),
@@ -157,27 +162,11 @@ pub struct KvView<'a> {
 /// positions of `kv`; writes `[heads * d]` into `out`. `scratch` holds the scores.
 ///
 /// Compiled for several x86 feature levels and picked at run time (see [`super::simd`]): the
-/// scalar loop was a sixth of decoding time.
+/// scalar loop was a sixth of decoding time. The query heads sharing a key/value head are
+/// handled together, so each cached key and value row is read once per group, not per head.
 #[multiversion::multiversion(targets("x86_64+avx512f", "x86_64+avx2+fma"))]
 #[allow(clippy::too_many_arguments)]
 pub fn attend(
-    q: &[f32],
-    kv: &KvView<'_>,
-    upto: usize,
-    heads: usize,
-    kv_heads: usize,
-    d: usize,
-    scratch: &mut Vec<f32>,
-    out: &mut [f32],
-) {
-    attend_body(q, kv, upto, heads, kv_heads, d, scratch, out)
-}
-
-/// The attention loop. The query heads sharing a key/value head are handled together, so
-/// each cached key and value row is read once per group rather than once per head.
-#[inline(always)]
-#[allow(clippy::too_many_arguments)]
-fn attend_body(
     q: &[f32],
     kv: &KvView<'_>,
     upto: usize,
@@ -276,12 +265,7 @@ pub fn matmul_large(
     out: &mut [f32],
     accumulate: bool,
 ) {
-    let par = if m * n * k >= PAR_THRESHOLD && rayon::current_num_threads() > 1 {
-        gemm::Parallelism::Rayon(rayon::current_num_threads())
-    } else {
-        gemm::Parallelism::None
-    };
-    matmul_views(m, n, k, a, b, out, accumulate, par)
+    matmul_views(m, n, k, a, b, out, accumulate, parallelism(m * n * k))
 }
 
 #[allow(clippy::too_many_arguments)]
