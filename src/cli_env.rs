@@ -4,6 +4,7 @@ use std::io::{BufRead, Write};
 
 use anyhow::{Context, Result};
 use clap::Subcommand;
+use tsr::env::frozenlake::TurnLimits;
 use tsr::env::{Env, ParsedReply, TaskEnv, TaskKind, play_turn};
 
 use crate::{ConfigArgs, UsageError};
@@ -43,6 +44,20 @@ pub enum EnvCommand {
         env: String,
         #[arg(long, default_value_t = 0)]
         seed: u64,
+        #[command(flatten)]
+        config: ConfigArgs,
+    },
+    /// The best success rate any policy can reach on FrozenLake seeds under the config's turn
+    /// rules (exact dynamic programming over the slip model); prints JSON.
+    Ceiling {
+        #[arg(long)]
+        env: String,
+        /// First seed (the trainer's validation seeds start at `train.val_seed`, 123).
+        #[arg(long, default_value_t = 123)]
+        seed: u64,
+        /// Number of consecutive seeds.
+        #[arg(long, default_value_t = 32)]
+        count: u64,
         #[command(flatten)]
         config: ConfigArgs,
     },
@@ -140,6 +155,12 @@ pub fn run(command: EnvCommand) -> Result<()> {
             }
         }
         EnvCommand::Play { env, seed, config } => play(build(&env, &config, None)?, seed, &config)?,
+        EnvCommand::Ceiling {
+            env,
+            seed,
+            count,
+            config,
+        } => ceiling(&env, seed, count, &config)?,
         EnvCommand::Bench {
             env,
             seconds,
@@ -157,6 +178,33 @@ pub fn run(command: EnvCommand) -> Result<()> {
             println!("{}", serde_json::to_string_pretty(&report)?);
         }
     }
+    Ok(())
+}
+
+fn ceiling(name: &str, first: u64, count: u64, args: &ConfigArgs) -> Result<()> {
+    let TaskEnv::FrozenLake(mut lake) = build(name, args, None)? else {
+        return Err(UsageError("the ceiling is computed for --env frozenlake only".into()).into());
+    };
+    let env_config = args.load()?.env;
+    let limits = TurnLimits {
+        max_turns: env_config.max_turns,
+        max_actions_per_turn: env_config.max_actions_per_turn,
+        max_actions_per_episode: env_config.max_actions_per_episode,
+    };
+    let per_seed: Vec<f64> = (first..first + count)
+        .map(|seed| {
+            lake.reset(seed);
+            lake.success_ceiling(limits)
+        })
+        .collect();
+    let mean = per_seed.iter().sum::<f64>() / per_seed.len().max(1) as f64;
+    let line = serde_json::json!({
+        "first_seed": first,
+        "seeds": count,
+        "mean_ceiling": mean,
+        "per_seed": per_seed,
+    });
+    println!("{}", serde_json::to_string_pretty(&line)?);
     Ok(())
 }
 

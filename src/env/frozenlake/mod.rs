@@ -3,6 +3,7 @@
 //! The map lives behind an `Arc` because it never changes within an episode: a fork costs one
 //! reference-count increment plus a copy of the transition RNG, which is what makes search cheap.
 
+mod ceiling;
 mod map;
 mod render;
 
@@ -13,6 +14,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
+pub use ceiling::TurnLimits;
 pub use map::{LakeMap, UNREACHABLE};
 
 use super::{Env, EnvError, StepOutcome};
