@@ -14,12 +14,16 @@ const REPLIES: [&str; 4] = [
 ];
 
 fn learner(kind: &str) -> Learner {
+    learner_with_lr(kind, 3e-3)
+}
+
+fn learner_with_lr(kind: &str, lr: f64) -> Learner {
     let corpus: Vec<String> = (0..50)
         .map(|i| format!("grid {i} ____ PO_G {}", REPLIES[i % 4]))
         .collect();
     let tok = Tokenizer::build_for_corpus_sized(&corpus, 300).expect("tokenizer");
     let section = ModelSection {
-        lr: 3e-3,
+        lr,
         critic_lr: 1e-2,
         ..ModelSection::default()
     };
@@ -189,4 +193,49 @@ fn trajectory_selection_trains_the_half_farthest_from_the_group_mean() {
     // The rewarded episode is the farthest from the mean (0.25), so it is always kept; its
     // advantage is positive, so the update still moves toward it.
     assert!(report.mean_advantage_abs > 0.0);
+}
+
+#[test]
+fn minibatches_split_one_update_into_several_optimizer_steps() {
+    // Every episode twice, in the order e0 e0 e1 e1 ...: the strided minibatches of two are
+    // each exactly the original batch, so one epoch of two minibatches must equal two epochs
+    // over the original batch (both keep the old log-probs of before the update).
+    let returns = [1.0, 0.0, 0.0, 0.0];
+    let setup = |minibatches: usize, ppo_epochs: usize| {
+        let mut l = learner_with_lr("grpo", 1e-4);
+        // Group means are equal with and without the duplicates; the unbiased std is not.
+        l.algo.grpo_norm_by_std = false;
+        l.algo.minibatches = minibatches;
+        l.algo.ppo_epochs = ppo_epochs;
+        l
+    };
+    let mut twice = setup(1, 2);
+    let eps = episodes(&twice, &returns);
+    let report = twice.update(&eps).expect("update");
+    assert_eq!(report.optimizer_steps, 2);
+
+    let mut split = setup(2, 1);
+    let doubled: Vec<Episode> = eps.iter().flat_map(|e| [e.clone(), e.clone()]).collect();
+    let report = split.update(&doubled).expect("update");
+    assert_eq!((report.optimizer_steps, report.episodes_trained), (2, 8));
+    assert_eq!(split.version, 1, "one update is one policy version");
+
+    let (a, b) = (reply_logprobs(&twice, &eps), reply_logprobs(&split, &eps));
+    let before = reply_logprobs(&setup(1, 1), &eps);
+    for i in 0..4 {
+        assert!(
+            (a[i] - b[i]).abs() < 1e-3,
+            "reply {i}: {} vs {}",
+            a[i],
+            b[i]
+        );
+    }
+    assert!(
+        a[0] - before[0] > 0.1,
+        "the update moved the rewarded reply"
+    );
+
+    // More minibatches than episodes: one episode per optimizer step.
+    let mut capped = setup(16, 1);
+    assert_eq!(capped.update(&eps).expect("update").optimizer_steps, 4);
 }

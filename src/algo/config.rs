@@ -70,6 +70,9 @@ pub struct AlgoConfig {
     pub loss_agg: String,
     /// Passes of the optimizer over each batch of rollouts.
     pub ppo_epochs: usize,
+    /// Optimizer steps per pass: the batch's episodes are split into this many minibatches
+    /// (capped at the number of episodes trained). More steps per rollout, same compute.
+    pub minibatches: usize,
     /// Instance filtering: share of groups kept, those whose returns vary most (1 = keep all;
     /// at least one group is always kept).
     pub filter_ratio: f64,
@@ -98,6 +101,7 @@ impl Default for AlgoConfig {
             whiten: true,
             loss_agg: "token-mean".into(),
             ppo_epochs: 1,
+            minibatches: 1,
             filter_ratio: 0.25,
             env_groups: 8,
             group_size: 16,
@@ -169,6 +173,7 @@ impl Section for AlgoConfig {
             &format!("one of {}", AggMode::NAMES.join(", ")),
         );
         issues.range(&key("ppo_epochs"), self.ppo_epochs, 1, 100);
+        issues.range(&key("minibatches"), self.minibatches, 1, 1024);
         issues.check(
             self.filter_ratio > 0.0 && self.filter_ratio <= 1.0,
             &key("filter_ratio"),

@@ -303,7 +303,8 @@ fn finish(
 ) -> anyhow::Result<()> {
     let (update, version) = backend.finish_update()?;
     state.version = version;
-    if update.skipped > 0 && update.skipped >= config.algo.ppo_epochs.max(1) {
+    // Every optimizer step of the update was skipped: no weights changed.
+    if update.skipped > 0 && update.optimizer_steps == 0 {
         state.skipped_in_row += 1;
         anyhow::ensure!(
             state.skipped_in_row < config.train.max_skipped_in_row,

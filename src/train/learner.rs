@@ -4,7 +4,7 @@
 //! Reads top to bottom as the spec's math: filter instances, build the token batch, recompute old
 //! log-probs and values on the exact training sequences, compute advantages (GAE over assistant
 //! tokens, or group-normalised returns), then `ppo_epochs` passes of clipped policy loss
-//! - entropy bonus (+ clipped value loss for PPO).
+//! - entropy bonus (+ clipped value loss for PPO), each pass in `minibatches` optimizer steps.
 
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -42,8 +42,10 @@ pub struct UpdateReport {
     pub clipfrac_lower: f64,
     pub value_clipfrac: f64,
     pub grad_norm: f64,
-    /// Epochs whose update was skipped for a non-finite loss or gradient.
+    /// Optimizer steps skipped for a non-finite loss or gradient.
     pub skipped: usize,
+    /// Optimizer steps applied (`ppo_epochs x minibatches` when none is skipped).
+    pub optimizer_steps: usize,
     /// Every advantage was zero (all kept groups had equal returns): no update was made.
     pub no_signal: bool,
     /// Mean and max policy lag (versions) of the trained tokens.
@@ -252,68 +254,114 @@ impl Learner {
         let scalar = |t: &Tensor| -> Result<f64, LearnerError> {
             Ok(t.to_dtype(DType::F64)?.to_scalar::<f64>()?)
         };
+        // Each epoch walks the batch in `minibatches` optimizer steps; the rows of a minibatch
+        // are strided (i, i + k, ...) so each mixes instances, and the partition is fixed, so a
+        // run stays reproducible without a shuffle. One minibatch reuses the forward pass above.
+        let parts = self.algo.minibatches.clamp(1, batch.len());
+        let passes = (epochs * parts) as f64;
         for epoch in 0..epochs {
-            if epoch > 0 {
-                fwd = self
-                    .policy
-                    .forward_train_constrained(&train_batch, Some(&replies))?;
-            }
-            let pg = algo::policy_loss(
-                &fwd.logprobs,
-                &old_logp,
-                &adv,
-                &mask,
-                &self.algo.ppo_clip(),
-                mode,
-            )?;
-            let entropy = algo::agg_loss(&fwd.entropy, &mask, mode)?;
-            let kl = match &ref_logp {
-                Some(r) => Some(algo::agg_loss(
-                    &algo::kl_penalty(&fwd.logprobs, r, kl_kind)?,
+            for part in 0..parts {
+                let rows: Vec<usize> = (part..batch.len()).step_by(parts).collect();
+                let sub = Minibatch::new(&rows, &train_batch, &replies, &device)?;
+                if epoch > 0 || parts > 1 {
+                    fwd = self
+                        .policy
+                        .forward_train_constrained(&sub.batch, Some(&sub.replies))?;
+                }
+                let take = |t: &Tensor| sub.take(t, fwd.logprobs.dim(1)?);
+                let (mask, adv, ret) = (take(&mask)?, take(&adv)?, take(&ret)?);
+                let (old_logp, old_values) = (take(&old_logp)?, take(&old_values)?);
+                let ref_logp = ref_logp.as_ref().map(take).transpose()?;
+                let pg = algo::policy_loss(
+                    &fwd.logprobs,
+                    &old_logp,
+                    &adv,
                     &mask,
-                    mode,
-                )?),
-                None => None,
-            };
-            if let Some(kl) = &kl {
-                report.kl_to_reference += scalar(kl)? / epochs as f64;
-            }
-            let mut loss = algo::actor_loss(
-                &pg.loss,
-                &entropy,
-                kl.as_ref(),
-                self.algo.entropy_coef,
-                self.algo.kl_coef,
-            )?;
-            if kind == AlgoKind::Ppo {
-                let vl = algo::value_loss(
-                    &fwd.values,
-                    &old_values,
-                    &ret,
-                    &mask,
-                    self.algo.value_clip,
+                    &self.algo.ppo_clip(),
                     mode,
                 )?;
-                report.value_loss += scalar(&vl.loss)? / epochs as f64;
-                report.value_clipfrac += vl.clipfrac / epochs as f64;
-                loss = loss.add(&vl.loss.affine(self.algo.value_coef, 0.0)?)?;
+                let entropy = algo::agg_loss(&fwd.entropy, &mask, mode)?;
+                let kl = match &ref_logp {
+                    Some(r) => Some(algo::agg_loss(
+                        &algo::kl_penalty(&fwd.logprobs, r, kl_kind)?,
+                        &mask,
+                        mode,
+                    )?),
+                    None => None,
+                };
+                if let Some(kl) = &kl {
+                    report.kl_to_reference += scalar(kl)? / passes;
+                }
+                let mut loss = algo::actor_loss(
+                    &pg.loss,
+                    &entropy,
+                    kl.as_ref(),
+                    self.algo.entropy_coef,
+                    self.algo.kl_coef,
+                )?;
+                if kind == AlgoKind::Ppo {
+                    let vl = algo::value_loss(
+                        &fwd.values,
+                        &old_values,
+                        &ret,
+                        &mask,
+                        self.algo.value_clip,
+                        mode,
+                    )?;
+                    report.value_loss += scalar(&vl.loss)? / passes;
+                    report.value_clipfrac += vl.clipfrac / passes;
+                    loss = loss.add(&vl.loss.affine(self.algo.value_coef, 0.0)?)?;
+                }
+                if poison_loss {
+                    loss = (loss * f64::NAN)?;
+                }
+                let stats = self.optimizer.step(&loss)?;
+                report.pg_loss += scalar(&pg.loss)? / passes;
+                report.entropy += scalar(&entropy)? / passes;
+                report.ppo_kl += pg.ppo_kl / passes;
+                report.clipfrac += pg.clipfrac / passes;
+                report.clipfrac_lower += pg.clipfrac_lower / passes;
+                report.grad_norm += stats.grad_norm / passes;
+                report.skipped += usize::from(stats.skipped);
+                report.optimizer_steps += usize::from(!stats.skipped);
             }
-            if poison_loss {
-                loss = (loss * f64::NAN)?;
-            }
-            let stats = self.optimizer.step(&loss)?;
-            report.pg_loss += scalar(&pg.loss)? / epochs as f64;
-            report.entropy += scalar(&entropy)? / epochs as f64;
-            report.ppo_kl += pg.ppo_kl / epochs as f64;
-            report.clipfrac += pg.clipfrac / epochs as f64;
-            report.clipfrac_lower += pg.clipfrac_lower / epochs as f64;
-            report.grad_norm += stats.grad_norm / epochs as f64;
-            report.skipped += usize::from(stats.skipped);
         }
-        if report.skipped < epochs {
+        if report.optimizer_steps > 0 {
             self.version += 1;
         }
         report.time_update_s = t_update.elapsed().as_secs_f64();
         Ok(report)
+    }
+}
+
+/// The rows of one minibatch: their token sequences and reply masks for the forward pass, and
+/// the row indices to cut the batch-wide tensors (advantages, old log-probs, masks) with.
+struct Minibatch {
+    batch: TrainBatch,
+    replies: Vec<Vec<u8>>,
+    rows: Tensor,
+}
+
+impl Minibatch {
+    fn new(
+        rows: &[usize],
+        all: &TrainBatch,
+        replies: &[Vec<u8>],
+        device: &candle_core::Device,
+    ) -> Result<Minibatch, LearnerError> {
+        let ids: Vec<u32> = rows.iter().map(|&r| r as u32).collect();
+        Ok(Minibatch {
+            batch: TrainBatch {
+                tokens: rows.iter().map(|&r| all.tokens[r].clone()).collect(),
+            },
+            replies: rows.iter().map(|&r| replies[r].clone()).collect(),
+            rows: Tensor::new(ids, device)?,
+        })
+    }
+
+    /// This minibatch's rows of a `(batch, width)` tensor, cut to the minibatch's own width
+    /// (sequences are right-padded, so the columns past its longest sequence are padding).
+    fn take(&self, t: &Tensor, width: usize) -> Result<Tensor, LearnerError> {
+        Ok(t.index_select(&self.rows, 0)?.narrow(1, 0, width)?)
     }
 }
