@@ -22,6 +22,7 @@ pub const TOKENS_TRAINED: &str = "tsr_tokens_trained_total";
 pub const ROLLOUT_SECONDS: &str = "tsr_rollout_seconds";
 pub const INFERENCE_BATCH_SIZE: &str = "tsr_inference_batch_size";
 pub const INFERENCE_LATENCY: &str = "tsr_inference_latency_seconds";
+pub const PROMPT_TOKENS_REUSED: &str = "tsr_prompt_tokens_reused_total";
 pub const QUEUE_DEPTH: &str = "tsr_queue_depth";
 pub const POLICY_VERSION: &str = "tsr_policy_version";
 pub const POLICY_LAG: &str = "tsr_policy_lag";
@@ -89,6 +90,10 @@ pub fn describe() {
         "Wall time of one batch of rollouts (a step's or a validation's), by phase."
     );
     describe_histogram!(INFERENCE_BATCH_SIZE, "Sequences per inference batch.");
+    describe_counter!(
+        PROMPT_TOKENS_REUSED,
+        "Prompt tokens served from an earlier turn's cache instead of being prefilled again."
+    );
     describe_histogram!(
         INFERENCE_LATENCY,
         Unit::Seconds,
@@ -183,6 +188,7 @@ pub fn init_series(task: &str, search_kind: &str) {
         let _ = metrics::histogram!(ROLLOUT_SECONDS, "phase" => phase);
     }
     metrics::counter!(TOKENS_TRAINED).absolute(0);
+    metrics::counter!(PROMPT_TOKENS_REUSED).absolute(0);
     for role in QUEUE_ROLES {
         metrics::gauge!(QUEUE_DEPTH, "role" => role).set(0.0);
     }
@@ -259,7 +265,7 @@ pub fn serve(addr: &str) -> Result<Option<SocketAddr>, String> {
 }
 
 /// Every metric name above, for tests that compare dashboards and live output against them.
-pub const ALL: [&str; 31] = [
+pub const ALL: [&str; 32] = [
     BUILD_INFO,
     RUN_INFO,
     ENV_STEPS,
@@ -269,6 +275,7 @@ pub const ALL: [&str; 31] = [
     ROLLOUT_SECONDS,
     INFERENCE_BATCH_SIZE,
     INFERENCE_LATENCY,
+    PROMPT_TOKENS_REUSED,
     QUEUE_DEPTH,
     POLICY_VERSION,
     POLICY_LAG,

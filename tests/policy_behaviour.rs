@@ -307,3 +307,52 @@ fn non_finite_loss_skips_the_step_and_changes_nothing() {
         .unwrap();
     assert_ne!(g0, g1, "generation must use the updated weights");
 }
+
+#[test]
+fn next_turn_prefills_only_what_it_added_and_samples_as_a_whole_prefill() {
+    let (tok, s, mut p) = tiny();
+    let uncached = ModelSection {
+        prompt_cache_entries: 0,
+        ..s.clone()
+    };
+    let fresh = Policy::from_section(&uncached, &tok, 3).unwrap();
+    let req = |prompt: &[u32]| GenRequest {
+        prompt: prompt.to_vec(),
+        n: 3,
+        max_new_tokens: 6,
+        sampling: Sampling::default(),
+        stop_strings: vec![],
+        seed: 11,
+    };
+    let first = prompt(&tok);
+    let turn1 = p.generate(&[req(&first)]).unwrap();
+    assert_eq!(p.prompt_tokens_reused(), 0);
+    // The next turn's prompt: the first, one committed reply, and a new user message.
+    let mut second = first.clone();
+    second.extend(&turn1[0].samples[0].tokens);
+    let next_user = Tokenizer::chat_text(
+        &[ChatMessage {
+            role: "user".into(),
+            content: "#####\n#.PX#\nWhich action?".into(),
+        }],
+        true,
+    );
+    second.extend(tok.encode(&next_user).unwrap());
+    let cached = p.generate(&[req(&second)]).unwrap();
+    assert_eq!(p.prompt_tokens_reused(), first.len() as u64);
+    let whole = fresh.generate(&[req(&second)]).unwrap();
+    assert_eq!(fresh.prompt_tokens_reused(), 0);
+    for (a, b) in cached[0].samples.iter().zip(&whole[0].samples) {
+        assert_eq!(a.tokens, b.tokens);
+        for (x, y) in a.logprobs.iter().zip(&b.logprobs) {
+            assert!((x - y).abs() < 1e-4, "{x} vs {y}");
+        }
+    }
+    // New weights: the caches of the old ones are never reused.
+    let other = Policy::from_section(&s, &tok, 4).unwrap();
+    p.load_weights(&other.snapshot().unwrap()).unwrap();
+    let mut third = second.clone();
+    third.extend(tok.encode(&next_user).unwrap());
+    p.generate(&[req(&third)]).unwrap();
+    assert_eq!(p.prompt_tokens_reused(), first.len() as u64);
+}

@@ -149,7 +149,10 @@ fn run_batch(policy: &Policy, version: u64, batch: Vec<Generate>, stats: &Infere
     let started = Instant::now();
     let requests: Vec<GenRequest> = batch.iter().map(|g| g.request.clone()).collect();
     let sequences: usize = requests.iter().map(|r| r.n).sum();
+    let reused_before = policy.prompt_tokens_reused();
     let result = policy.generate(&requests);
+    metrics::counter!(m::PROMPT_TOKENS_REUSED)
+        .increment(policy.prompt_tokens_reused() - reused_before);
     stats.batches.fetch_add(1, Ordering::Relaxed);
     stats
         .sequences

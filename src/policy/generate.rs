@@ -79,7 +79,9 @@ impl Policy {
     /// different batch sizes, and the forks of one prompt present in a step attend over the
     /// prompt in one matmul, moving logits by ~1e-6 relative). That changes a token only
     /// when a uniform draw falls within that distance of a boundary of the cumulative
-    /// distribution (or two greedy logits tie within it).
+    /// distribution (or two greedy logits tie within it). A prompt that extends one cached by
+    /// an earlier call (see [`super::prompt_cache`]) is prefilled on top of that cache, which
+    /// rounds differently from a whole-prompt prefill by the same order.
     pub fn generate(&self, reqs: &[GenRequest]) -> Result<Vec<GenOutput>, PolicyError> {
         let w = self.infer_weights()?;
         let eos = self.tokenizer.eos_id();
@@ -118,13 +120,23 @@ impl Policy {
             prompts.push(prompt);
             limits.push(max_new);
         }
-        let mut prompt_caches = vec![SeqCache::default(); reqs.len()];
-        let logits = w.forward(&mut prompt_caches, &prompts, false)?;
+        // A prompt that extends one prefilled earlier (the same episode's previous turn) starts
+        // from that cache and prefills only the new tokens.
+        let mut store = self.prompt_store();
+        let (mut prompt_caches, feeds): (Vec<SeqCache>, Vec<&[u32]>) = prompts
+            .iter()
+            .map(|p| match store.lookup(p) {
+                Some((prefix, len)) => (SeqCache::forked(&prefix, len), &p[len..]),
+                None => (SeqCache::default(), *p),
+            })
+            .unzip();
+        let logits = w.forward(&mut prompt_caches, &feeds, false)?;
         let v = self.arch.vocab_size;
         let mut rows = Vec::new();
         for (ri, (req, cache)) in reqs.iter().zip(prompt_caches).enumerate() {
             let len = cache.len();
-            let prefix = cache.freeze();
+            let prefix = cache.flatten().freeze();
+            store.insert(prompts[ri], prefix.clone());
             for i in 0..req.n {
                 let mut rng = ChaCha8Rng::seed_from_u64(req.seed);
                 rng.set_stream(i as u64);
@@ -148,6 +160,7 @@ impl Policy {
                 rows.push(row);
             }
         }
+        drop(store);
         loop {
             let active: Vec<usize> = (0..rows.len())
                 .filter(|&i| rows[i].finish.is_none())

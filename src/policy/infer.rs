@@ -76,6 +76,28 @@ impl SeqCache {
         Arc::new(self.own)
     }
 
+    /// The same sequence with its shared prefix copied in, so that it can be frozen as a
+    /// prefix itself (a prompt prefilled on top of a cached earlier prompt).
+    pub fn flatten(self) -> SeqCache {
+        let Some(prefix) = self.prefix else {
+            return self;
+        };
+        let own = prefix
+            .iter()
+            .zip(self.own)
+            .map(|(pre, own)| LayerKv {
+                k: [pre.k.as_slice(), &own.k].concat(),
+                v: [pre.v.as_slice(), &own.v].concat(),
+            })
+            .collect();
+        SeqCache {
+            prefix: None,
+            prefix_len: 0,
+            own,
+            own_len: self.prefix_len + self.own_len,
+        }
+    }
+
     /// A fresh sequence that continues `prefix` of `len` tokens.
     pub fn forked(prefix: &Arc<Vec<LayerKv>>, len: usize) -> SeqCache {
         SeqCache {

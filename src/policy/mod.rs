@@ -22,6 +22,7 @@ mod ops;
 mod optim;
 mod params;
 mod policy;
+mod prompt_cache;
 mod sampling;
 mod section;
 mod simd;

@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 use candle_core::{Device, Tensor};
 
 use super::infer::InferWeights;
+use super::prompt_cache::PromptStore;
 use super::{Arch, ModelSection, Params, PolicyError, Tokenizer, Weights, preset_arch};
 
 /// Generation limits taken from `[model]`.
@@ -18,6 +19,8 @@ pub struct Limits {
     pub max_new_tokens: usize,
     /// Keep the tail of an over-long prompt instead of failing.
     pub truncate_long_prompts: bool,
+    /// Prompt caches kept between generation calls.
+    pub prompt_cache_entries: usize,
 }
 
 /// The policy network.
@@ -43,6 +46,8 @@ pub struct Policy {
     /// When set, [`Policy::generate`] only produces replies of this grammar (see
     /// [`super::grammar`]); the learner trains only its choice positions.
     reply_grammar: Option<Arc<super::ReplyGrammar>>,
+    /// Recent prompts' caches for the current weights (see [`super::prompt_cache`]).
+    pub(crate) prompts: Mutex<PromptStore>,
 }
 
 /// Where the tensors live, parsed from `[model] device`.
@@ -140,7 +145,9 @@ impl Policy {
                 context_limit: s.context_limit,
                 max_new_tokens: s.max_new_tokens,
                 truncate_long_prompts: s.truncate_long_prompts,
+                prompt_cache_entries: s.prompt_cache_entries,
             },
+            prompts: Mutex::new(PromptStore::new(s.prompt_cache_entries)),
             version: Arc::new(AtomicU64::new(0)),
             rope_vec: (Arc::new(cv), Arc::new(sv)),
             infer: Mutex::new(None),
@@ -221,6 +228,21 @@ impl Policy {
     }
 
     /// The inference layout of the current weights, rebuilt when they changed.
+    /// The prompt-cache store, emptied first if the weights changed since it was filled.
+    pub(crate) fn prompt_store(&self) -> std::sync::MutexGuard<'_, PromptStore> {
+        let mut store = self.prompts.lock().unwrap_or_else(|p| p.into_inner());
+        store.set_version(self.version.load(Ordering::SeqCst));
+        store
+    }
+
+    /// Prompt tokens found in the prompt-cache store so far (not prefilled again).
+    pub fn prompt_tokens_reused(&self) -> u64 {
+        self.prompts
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .reused_tokens
+    }
+
     pub(crate) fn infer_weights(&self) -> Result<Arc<InferWeights>, PolicyError> {
         let now = self.version.load(Ordering::SeqCst);
         let mut guard = self.infer.lock().unwrap_or_else(|p| p.into_inner());

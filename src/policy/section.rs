@@ -38,6 +38,9 @@ pub struct ModelSection {
     /// On a prompt that leaves no room for `max_new_tokens` within `context_limit`: true keeps
     /// its last tokens (drops the oldest), false fails the request with an error.
     pub truncate_long_prompts: bool,
+    /// Prompt caches kept between generation calls (0 = none): an episode's next turn then
+    /// prefills only the tokens it added. Each holds a prompt's keys and values for every layer.
+    pub prompt_cache_entries: usize,
     /// Vocabulary size of the byte-level BPE tokenizer built for from-scratch presets
     /// (256 bytes + merges + 3 specials).
     pub tokenizer_vocab: usize,
@@ -59,6 +62,7 @@ impl Default for ModelSection {
             max_new_tokens: 64,
             context_limit: 1024,
             truncate_long_prompts: false,
+            prompt_cache_entries: 64,
             tokenizer_vocab: 512,
         }
     }
