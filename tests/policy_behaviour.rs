@@ -356,3 +356,38 @@ fn next_turn_prefills_only_what_it_added_and_samples_as_a_whole_prefill() {
     p.generate(&[req(&third)]).unwrap();
     assert_eq!(p.prompt_tokens_reused(), first.len() as u64);
 }
+
+#[test]
+fn sample_each_answers_every_request_as_sample_would() {
+    use tsr::search::Sampler;
+    use tsr::train::serial::PolicySampler;
+    let (tok, _, p) = tiny();
+    let mut sampler = PolicySampler {
+        policy: &p,
+        sampling: Sampling::default(),
+        max_new_tokens: 6,
+        version: 0,
+    };
+    let a = prompt(&tok);
+    let b = tok
+        .encode(&Tokenizer::chat_text(
+            &[ChatMessage {
+                role: "user".into(),
+                content: "Goal at row 3. Moves?".into(),
+            }],
+            true,
+        ))
+        .unwrap();
+    let together = sampler.sample_each(&[(&a, 2, 5), (&b, 3, 7)]).unwrap();
+    let one_by_one = [
+        sampler.sample(&a, 2, 5).unwrap(),
+        sampler.sample(&b, 3, 7).unwrap(),
+    ];
+    assert_eq!(together.len(), 2);
+    for (x, y) in together.iter().zip(&one_by_one) {
+        assert_eq!(x.len(), y.len());
+        for (cx, cy) in x.iter().zip(y) {
+            assert_eq!(cx.tokens, cy.tokens);
+        }
+    }
+}

@@ -198,14 +198,7 @@ impl Sampler for RemoteSampler {
         seed: u64,
     ) -> Result<Vec<Candidate>, SampleError> {
         let (reply, answer) = bounded(1);
-        let request = GenRequest {
-            prompt: prompt.to_vec(),
-            n,
-            max_new_tokens: self.max_new_tokens,
-            sampling: self.sampling.clone(),
-            stop_strings: Vec::new(),
-            seed,
-        };
+        let request = self.request(prompt, n, seed);
         self.tx
             .send(InferenceMsg::Generate(Generate { request, reply }))
             .map_err(|_| SampleError::Closed)?;
@@ -215,7 +208,43 @@ impl Sampler for RemoteSampler {
         self.version = version;
         Ok(candidates)
     }
+    fn sample_each(
+        &mut self,
+        requests: &[(&[u32], usize, u64)],
+    ) -> Result<Vec<Vec<Candidate>>, SampleError> {
+        let mut answers = Vec::with_capacity(requests.len());
+        for &(prompt, n, seed) in requests {
+            let (reply, answer) = bounded(1);
+            let request = self.request(prompt, n, seed);
+            self.tx
+                .send(InferenceMsg::Generate(Generate { request, reply }))
+                .map_err(|_| SampleError::Closed)?;
+            answers.push(answer);
+        }
+        let mut out = Vec::with_capacity(requests.len());
+        for answer in answers {
+            let (candidates, version) = answer
+                .recv_timeout(self.timeout)
+                .map_err(|_| SampleError::Closed)??;
+            self.version = version;
+            out.push(candidates);
+        }
+        Ok(out)
+    }
     fn policy_version(&self) -> u64 {
         self.version
+    }
+}
+
+impl RemoteSampler {
+    fn request(&self, prompt: &[u32], n: usize, seed: u64) -> GenRequest {
+        GenRequest {
+            prompt: prompt.to_vec(),
+            n,
+            max_new_tokens: self.max_new_tokens,
+            sampling: self.sampling.clone(),
+            stop_strings: Vec::new(),
+            seed,
+        }
     }
 }

@@ -42,6 +42,18 @@ pub trait Sampler {
         n: usize,
         seed: u64,
     ) -> Result<Vec<Candidate>, SampleError>;
+    /// Continuations of several prompts, `(prompt, n, seed)` each, answered in order. The
+    /// default asks one after another; samplers that batch send them together, so that the
+    /// branches of a search share one inference batch instead of waiting for one each.
+    fn sample_each(
+        &mut self,
+        requests: &[(&[u32], usize, u64)],
+    ) -> Result<Vec<Vec<Candidate>>, SampleError> {
+        requests
+            .iter()
+            .map(|&(prompt, n, seed)| self.sample(prompt, n, seed))
+            .collect()
+    }
     /// Version of the weights the most recent samples came from.
     fn policy_version(&self) -> u64;
 }

@@ -2,6 +2,7 @@
 //! lookahead) are [`TurnChooser`]s inside the ordinary turn loop; beam search and best-of-N per
 //! trajectory search over whole branches (see `beam.rs`). Validation never searches.
 
+use crate::env::TaskEnv;
 use std::time::Instant;
 
 use super::beam::{best_trajectory, play_beam};
@@ -227,6 +228,15 @@ fn finish_choice(
     })
 }
 
+/// One lookahead candidate being continued on its own fork.
+struct Branch {
+    state: EpisodeState,
+    fork: TaskEnv,
+    score: f64,
+    /// Still continuing: its episode has not ended and its candidate was valid.
+    open: bool,
+}
+
 /// Lookahead (M, D): each of M candidates is committed on a fork and continued D more turns
 /// with the current policy (one sample a turn); its score is its own value plus the
 /// continuation's. The best candidate is committed; the continuations are thrown away.
@@ -248,36 +258,59 @@ impl TurnChooser for Lookahead {
         let t0 = Instant::now();
         let (seed, cands, base) = candidates_and_base(env, state, self.m, sampler)?;
         let (mut forks, mut extra_tokens) = (1usize, 0usize);
-        let mut scores = Vec::with_capacity(cands.len());
-        for (i, cand) in cands.iter().enumerate() {
-            let mut branch = state.clone();
+        let mut branches = Vec::with_capacity(cands.len());
+        for cand in &cands {
+            let mut state = state.clone();
             let mut fork = base.clone();
             forks += 1;
             let before = fork.clone();
-            let result = branch.commit(&mut fork, cand, 0, settings, codec)?;
-            let mut score = self.scorer.turn_value(&before, &fork, &result);
-            for d in 0..self.depth {
-                if score <= NO_VALID_ACTION || !branch.open_turn(&fork, settings, codec)? {
-                    break;
+            let result = state.commit(&mut fork, cand, 0, settings, codec)?;
+            let score = self.scorer.turn_value(&before, &fork, &result);
+            branches.push(Branch {
+                open: score > NO_VALID_ACTION,
+                state,
+                fork,
+                score,
+            });
+        }
+        // The continuations run level by level, all branches of a level in one request batch.
+        for d in 0..self.depth {
+            let mut open = Vec::new();
+            for (i, b) in branches.iter_mut().enumerate() {
+                b.open = b.open && b.state.open_turn(&b.fork, settings, codec)?;
+                if b.open {
+                    open.push(i);
                 }
-                let cont_seed = turn_seed(seed ^ (i as u64 + 1), d + 1);
-                let cont = sampler
-                    .sample(branch.tokens(), 1, cont_seed)?
-                    .pop()
-                    .ok_or_else(no_candidate)?;
+            }
+            if open.is_empty() {
+                break;
+            }
+            let answers = {
+                let requests: Vec<(&[u32], usize, u64)> = open
+                    .iter()
+                    .map(|&i| {
+                        let seed = turn_seed(seed ^ (i as u64 + 1), d + 1);
+                        (branches[i].state.tokens(), 1, seed)
+                    })
+                    .collect();
+                sampler.sample_each(&requests)?
+            };
+            for (&i, mut answer) in open.iter().zip(answers) {
+                let cont = answer.pop().ok_or_else(no_candidate)?;
                 extra_tokens += cont.tokens.len();
-                let before = fork.clone();
-                let r = branch.commit(&mut fork, &cont, 0, settings, codec)?;
+                let b = &mut branches[i];
+                let before = b.fork.clone();
+                let r = b.state.commit(&mut b.fork, &cont, 0, settings, codec)?;
                 // A continuation's invalid reply is the policy's later mistake, not the
                 // candidate's: it costs the format penalty, not the -1e6 of an invalid candidate.
-                score += if r.no_valid_action {
+                b.score += if r.no_valid_action {
                     r.penalty
                 } else {
-                    self.scorer.turn_value(&before, &fork, &r)
+                    self.scorer.turn_value(&before, &b.fork, &r)
                 };
             }
-            scores.push(score);
         }
+        let scores: Vec<f64> = branches.iter().map(|b| b.score).collect();
         let mut choice = finish_choice(cands, &scores, forks, t0)?;
         choice.generated += extra_tokens;
         choice.counts.discarded_tokens += extra_tokens;

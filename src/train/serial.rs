@@ -40,20 +40,32 @@ impl Sampler for PolicySampler<'_> {
         n: usize,
         seed: u64,
     ) -> Result<Vec<Candidate>, SampleError> {
-        let req = GenRequest {
-            prompt: prompt.to_vec(),
-            n,
-            max_new_tokens: self.max_new_tokens,
-            sampling: self.sampling.clone(),
-            stop_strings: Vec::new(),
-            seed,
-        };
-        let mut out = self
+        let mut out = self.sample_each(&[(prompt, n, seed)])?;
+        Ok(out.pop().unwrap_or_default())
+    }
+    fn sample_each(
+        &mut self,
+        requests: &[(&[u32], usize, u64)],
+    ) -> Result<Vec<Vec<Candidate>>, SampleError> {
+        let reqs: Vec<GenRequest> = requests
+            .iter()
+            .map(|&(prompt, n, seed)| GenRequest {
+                prompt: prompt.to_vec(),
+                n,
+                max_new_tokens: self.max_new_tokens,
+                sampling: self.sampling.clone(),
+                stop_strings: Vec::new(),
+                seed,
+            })
+            .collect();
+        let out = self
             .policy
-            .generate(&[req])
+            .generate(&reqs)
             .map_err(|e| SampleError::Failed(e.to_string()))?;
-        let samples = out.pop().map(|o| o.samples).unwrap_or_default();
-        Ok(samples.into_iter().map(candidate_of).collect())
+        Ok(out
+            .into_iter()
+            .map(|o| o.samples.into_iter().map(candidate_of).collect())
+            .collect())
     }
     fn policy_version(&self) -> u64 {
         self.version
