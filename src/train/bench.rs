@@ -85,8 +85,8 @@ pub fn measure(
     })
 }
 
-/// The shapes issue 4 asks for: synchronous vs overlapped on the same config, and 1, 2, 4 and
-/// 8 search actors (overlapped).
+/// The shapes issue 4 asks for: synchronous vs overlapped on the same config, and 1, 2, 4, 8
+/// (and 16) search actors (overlapped); plus overlapped without the prompt cache.
 pub fn standard_grid(config: &Config, steps: u64) -> anyhow::Result<Vec<ThroughputRow>> {
     let mut rows = Vec::new();
     for (label, lag) in [("synchronous", 0u64), ("overlapped", 1)] {
@@ -94,7 +94,12 @@ pub fn standard_grid(config: &Config, steps: u64) -> anyhow::Result<Vec<Throughp
         c.train.policy_lag = lag;
         rows.push(measure(label, &c, steps, false)?);
     }
-    for actors in [1usize, 2, 4, 8] {
+    // The same overlapped shape with every turn prefilled from its first token again.
+    let mut c = config.clone();
+    c.train.policy_lag = 1;
+    c.model.prompt_cache_entries = 0;
+    rows.push(measure("overlapped, no prompt cache", &c, steps, false)?);
+    for actors in [1usize, 2, 4, 8, 16] {
         let mut c = config.clone();
         c.actors.search_actors = actors;
         c.train.policy_lag = 1;
