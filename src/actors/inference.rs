@@ -197,16 +197,8 @@ impl Sampler for RemoteSampler {
         n: usize,
         seed: u64,
     ) -> Result<Vec<Candidate>, SampleError> {
-        let (reply, answer) = bounded(1);
-        let request = self.request(prompt, n, seed);
-        self.tx
-            .send(InferenceMsg::Generate(Generate { request, reply }))
-            .map_err(|_| SampleError::Closed)?;
-        let (candidates, version) = answer
-            .recv_timeout(self.timeout)
-            .map_err(|_| SampleError::Closed)??;
-        self.version = version;
-        Ok(candidates)
+        let mut answers = self.sample_each(&[(prompt, n, seed)])?;
+        Ok(answers.pop().unwrap_or_default())
     }
     fn sample_each(
         &mut self,

@@ -133,16 +133,10 @@ impl FrozenLake {
         out
     }
 
-    /// The cell a move from `cell` lands on (a move off the board stays put), as `step` does.
+    /// The cell a move from `cell` lands on, by the rule `step` uses.
     fn neighbour(&self, cell: usize, dir: FrozenLakeAction) -> usize {
-        let (rows, cols) = (self.rows(), self.cols());
-        let (r, c) = (cell / cols, cell % cols);
-        let (nr, nc) = match dir {
-            FrozenLakeAction::Left => (r, c.saturating_sub(1)),
-            FrozenLakeAction::Down => ((r + 1).min(rows - 1), c),
-            FrozenLakeAction::Right => (r, (c + 1).min(cols - 1)),
-            FrozenLakeAction::Up => (r.saturating_sub(1), c),
-        };
+        let cols = self.cols();
+        let (nr, nc) = self.moved((cell / cols, cell % cols), dir);
         nr * cols + nc
     }
 }

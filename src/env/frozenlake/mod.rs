@@ -241,6 +241,17 @@ impl FrozenLake {
         (cell / self.map.cols, cell % self.map.cols)
     }
 
+    /// Where a move in `dir` from (row, col) lands; a move off the board stays put.
+    #[inline]
+    fn moved(&self, (r, c): (usize, usize), dir: FrozenLakeAction) -> (usize, usize) {
+        match dir {
+            FrozenLakeAction::Left => (r, c.saturating_sub(1)),
+            FrozenLakeAction::Down => ((r + 1).min(self.map.rows - 1), c),
+            FrozenLakeAction::Right => (r, (c + 1).min(self.map.cols - 1)),
+            FrozenLakeAction::Up => (r.saturating_sub(1), c),
+        }
+    }
+
     /// The direction the ice actually sends the player.
     #[inline]
     fn slip(&mut self, intended: FrozenLakeAction) -> FrozenLakeAction {
@@ -283,14 +294,10 @@ impl Env for FrozenLake {
                 effective: false,
             };
         }
-        let (rows, cols) = (self.map.rows, self.map.cols);
+        let cols = self.map.cols;
         let (r, c) = (self.row, self.col);
-        let (nr, nc) = match self.slip(action) {
-            FrozenLakeAction::Left => (r, c.saturating_sub(1)),
-            FrozenLakeAction::Down => ((r + 1).min(rows - 1), c),
-            FrozenLakeAction::Right => (r, (c + 1).min(cols - 1)),
-            FrozenLakeAction::Up => (r.saturating_sub(1), c),
-        };
+        let dir = self.slip(action);
+        let (nr, nc) = self.moved((r, c), dir);
         (self.row, self.col) = (nr, nc);
         let cell = nr * cols + nc;
         self.success = cell == self.map.goal;
