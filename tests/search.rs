@@ -1,98 +1,15 @@
 //! TSR strategies on hand-built cases, with a scripted sampler and a character-level codec so
 //! the best candidate is known in advance.
 
+mod search_common;
+
+use search_common::{CharCodec, Scripted, answer, corridor, first_turn, settings, spec};
 use tsr::env::frozenlake::FrozenLake;
 use tsr::env::{Env, ParsedReply, TaskEnv, TurnRules};
 use tsr::search::beam::play_beam;
-use tsr::search::prompt::PromptForm;
-use tsr::search::score::{NO_VALID_ACTION, Scorer, Stochastic};
+use tsr::search::play_episode;
+use tsr::search::score::{NO_VALID_ACTION, Potential, Scorer, Stochastic};
 use tsr::search::strategy::{BestOfN, Lookahead, argmax_first};
-use tsr::search::{
-    Candidate, Codec, EpisodeSettings, EpisodeSpec, SampleError, Sampler, play_episode,
-};
-
-/// One token per character; the end-of-turn token is outside the character range.
-struct CharCodec;
-const EOT: u32 = 0x11_0000;
-
-impl Codec for CharCodec {
-    fn encode(&self, text: &str) -> Result<Vec<u32>, SampleError> {
-        Ok(text.chars().map(|c| c as u32).collect())
-    }
-    fn decode(&self, ids: &[u32]) -> String {
-        ids.iter().filter_map(|&i| char::from_u32(i)).collect()
-    }
-    fn end_of_turn(&self) -> u32 {
-        EOT
-    }
-}
-
-/// Answers every call from a script: call k gets `script(k, n)`; records (prompt length, n).
-struct Scripted<F: FnMut(usize, usize) -> Vec<String>> {
-    script: F,
-    calls: Vec<usize>,
-}
-
-impl<F: FnMut(usize, usize) -> Vec<String>> Sampler for Scripted<F> {
-    fn sample(
-        &mut self,
-        _prompt: &[u32],
-        n: usize,
-        _seed: u64,
-    ) -> Result<Vec<Candidate>, SampleError> {
-        let k = self.calls.len();
-        self.calls.push(n);
-        let texts = (self.script)(k, n);
-        assert_eq!(texts.len(), n, "script must answer n candidates");
-        Ok(texts
-            .into_iter()
-            .map(|t| {
-                let mut tokens = CharCodec.encode(&t).unwrap_or_default();
-                tokens.push(EOT);
-                Candidate {
-                    logprobs: vec![0.0; tokens.len()],
-                    tokens,
-                    finished: true,
-                }
-            })
-            .collect())
-    }
-    fn policy_version(&self) -> u64 {
-        0
-    }
-}
-
-fn answer(a: &str) -> String {
-    format!("<answer>{a}</answer>")
-}
-
-fn settings(max_turns: usize) -> EpisodeSettings {
-    EpisodeSettings {
-        rules: TurnRules {
-            max_actions_per_turn: 1,
-            max_actions_per_episode: 10,
-            format_penalty: -0.1,
-        },
-        max_turns,
-        form: PromptForm::Compact,
-        context_limit: 100_000,
-        max_new_tokens: 32,
-    }
-}
-
-/// Start top-left, goal two cells to the right; a hole below the start.
-fn corridor(success_rate: f64) -> TaskEnv {
-    TaskEnv::FrozenLake(FrozenLake::from_map("SFG/HFF/FFF", success_rate).expect("valid map"))
-}
-
-fn spec() -> EpisodeSpec {
-    EpisodeSpec {
-        id: 1,
-        group: 0,
-        env_seed: 0,
-        sample_seed: 7,
-    }
-}
 
 #[test]
 fn best_of_n_commits_the_candidate_that_scores_best() {
@@ -159,6 +76,7 @@ fn heuristic_scorer_prefers_progress_over_a_tie() {
     };
     let scorer = Scorer {
         heuristic_weight: 0.5,
+        potential: Potential::Heuristic,
         stochastic: Stochastic::Shared,
     };
     let mut chooser = BestOfN { n: 2, scorer };
@@ -192,12 +110,12 @@ fn ties_go_to_the_earliest_and_invalid_candidates_score_minus_1e6() {
         parts: vec!["Jump".into()],
         matched: true,
     };
-    let scored = Scorer::reward_only().score(&env, &garbage, 0, &rules, 1);
+    let scored = Scorer::reward_only().score(&env, &garbage, first_turn(&rules), &rules, 1);
     assert_eq!(scored.score, NO_VALID_ACTION);
     let unparsed = ParsedReply::default();
     assert_eq!(
         Scorer::reward_only()
-            .score(&env, &unparsed, 0, &rules, 1)
+            .score(&env, &unparsed, first_turn(&rules), &rules, 1)
             .score,
         NO_VALID_ACTION
     );
@@ -207,7 +125,7 @@ fn ties_go_to_the_earliest_and_invalid_candidates_score_minus_1e6() {
     };
     assert!(
         Scorer::reward_only()
-            .score(&env, &valid, 0, &rules, 1)
+            .score(&env, &valid, first_turn(&rules), &rules, 1)
             .score
             > NO_VALID_ACTION
     );
@@ -283,6 +201,7 @@ fn beam_with_width_one_is_greedy_best_of_m() {
     };
     let scorer = Scorer {
         heuristic_weight: 1.0,
+        potential: Potential::Heuristic,
         stochastic: Stochastic::Shared,
     };
     let ep = play_beam(
@@ -324,10 +243,12 @@ fn shared_forks_preview_the_real_outcome_and_independent_ones_do_not() {
     };
     let shared = Scorer {
         heuristic_weight: 1.0,
+        potential: Potential::Heuristic,
         stochastic: Stochastic::Shared,
     };
     let independent = Scorer {
         heuristic_weight: 1.0,
+        potential: Potential::Heuristic,
         stochastic: Stochastic::Independent { simulations: 1 },
     };
     let (mut shared_mismatch, mut independent_mismatch) = (0, 0);
@@ -336,10 +257,11 @@ fn shared_forks_preview_the_real_outcome_and_independent_ones_do_not() {
         real.reset(0);
         real.reseed(seed);
         let before = real.clone();
-        let s = shared.score(&real, &right, 0, &rules, seed ^ 99);
-        let i = independent.score(&real, &right, 0, &rules, seed ^ 99);
+        let horizon = first_turn(&rules);
+        let s = shared.score(&real, &right, horizon, &rules, seed ^ 99);
+        let i = independent.score(&real, &right, horizon, &rules, seed ^ 99);
         let result = tsr::env::play_turn(&mut real, &right, 0, &rules);
-        let actual = shared.turn_value(&before, &real, &result);
+        let actual = shared.turn_value(&before, &real, &result, horizon);
         shared_mismatch += usize::from(s.score != actual);
         independent_mismatch += usize::from(i.score != actual);
     }

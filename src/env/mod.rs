@@ -14,7 +14,7 @@ pub mod webshop;
 
 pub use reply::{ParsedReply, parse_reply};
 pub use task::{TaskEnv, TaskKind};
-pub use turn::{TurnResult, TurnRules, play_turn};
+pub use turn::{TurnResult, TurnRules, play_turn, turn_actions};
 
 use serde::Serialize;
 

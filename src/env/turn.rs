@@ -32,6 +32,21 @@ pub struct TurnResult {
     pub success: bool,
 }
 
+/// The valid actions `reply` names, within the per-turn limit, and whether any part of it broke
+/// the format (which costs the penalty).
+pub fn turn_actions<E: Env>(
+    env: &E,
+    reply: &ParsedReply,
+    rules: &TurnRules,
+) -> (Vec<E::Action>, bool) {
+    // The parser already truncates, but a reply built elsewhere (the `play` command, tests) may
+    // not have been, and the per-turn limit is a rule of the episode, not of the parser.
+    let parts = reply.parts.iter().take(rules.max_actions_per_turn);
+    let parsed: Vec<Option<E::Action>> = parts.map(|p| env.parse_action(p)).collect();
+    let any_invalid = !reply.matched || parsed.is_empty() || parsed.iter().any(Option::is_none);
+    (parsed.into_iter().flatten().collect(), any_invalid)
+}
+
 /// Play `reply` on `env`. `actions_used` is how many actions the episode has spent before this
 /// turn; the turn stops early when the budget runs out or the environment ends the episode.
 pub fn play_turn<E: Env>(
@@ -40,12 +55,7 @@ pub fn play_turn<E: Env>(
     actions_used: usize,
     rules: &TurnRules,
 ) -> TurnResult {
-    // The parser already truncates, but a reply built elsewhere (the `play` command, tests) may
-    // not have been, and the per-turn limit is a rule of the episode, not of the parser.
-    let parts = reply.parts.iter().take(rules.max_actions_per_turn);
-    let parsed: Vec<Option<E::Action>> = parts.map(|p| env.parse_action(p)).collect();
-    let any_invalid = !reply.matched || parsed.is_empty() || parsed.iter().any(Option::is_none);
-    let valid: Vec<E::Action> = parsed.into_iter().flatten().collect();
+    let (valid, any_invalid) = turn_actions(env, reply, rules);
     let mut result = TurnResult {
         actions: Vec::new(),
         steps: Vec::new(),

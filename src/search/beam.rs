@@ -77,10 +77,11 @@ pub fn play_beam(
                 candidates += 1;
                 generated += cand.tokens.len();
                 let before = child.env.clone();
+                let horizon = child.state.horizon(settings);
                 let result = child
                     .state
                     .commit(&mut child.env, &cand, version, settings, codec)?;
-                child.score += scorer.turn_value(&before, &child.env, &result);
+                child.score += scorer.turn_value(&before, &child.env, &result, horizon);
                 next.push(child);
             }
         }

@@ -34,10 +34,12 @@ pub struct SearchSection {
     pub branch: usize,
     /// Lookahead depth D: extra turns a candidate's fork is continued with the policy.
     pub depth: usize,
-    /// Score function: "reward" (environment reward on a fork) or "heuristic" (reward plus
-    /// the task's heuristic: Sokoban box progress, FrozenLake risk-aware).
+    /// Score function: "reward" (environment reward on a fork), "heuristic" (reward plus the
+    /// task's heuristic: Sokoban box progress, FrozenLake risk-aware) or "optimal" (reward plus
+    /// the task's exact value: Sokoban moves left on a shortest solution, FrozenLake best
+    /// reachable success; exact over the slips in best-of-N).
     pub scorer: String,
-    /// Weight of the task heuristic when scorer = "heuristic".
+    /// Weight of the task heuristic (or exact value) when scorer = "heuristic" ("optimal").
     pub heuristic_weight: f64,
     /// Stochastic environments: "shared" (a fork copies the RNG and previews the real outcome)
     /// or "independent" (forks are reseeded; the score averages `simulations` of them).
@@ -88,10 +90,10 @@ impl Section for SearchSection {
         );
         issues.range(&key("depth"), self.depth, 0, 64);
         issues.check(
-            ["reward", "heuristic"].contains(&self.scorer.as_str()),
+            ["reward", "heuristic", "optimal"].contains(&self.scorer.as_str()),
             &key("scorer"),
             &self.scorer,
-            "reward or heuristic",
+            "reward, heuristic or optimal",
         );
         issues.range(&key("heuristic_weight"), self.heuristic_weight, 0.0, 100.0);
         issues.check(
@@ -124,6 +126,15 @@ pub fn cross_check(config: &crate::config::Config, issues: &mut Issues) {
             "search.scorer",
             format!(
                 "\"heuristic\" has no heuristic for task {:?}; use \"reward\"",
+                config.env.task
+            ),
+        );
+    }
+    if s.scorer == "optimal" && !["sokoban", "frozenlake"].contains(&config.env.task.as_str()) {
+        issues.push(
+            "search.scorer",
+            format!(
+                "\"optimal\" has no exact value for task {:?}; use \"heuristic\" or \"reward\"",
                 config.env.task
             ),
         );

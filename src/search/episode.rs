@@ -13,6 +13,8 @@ pub use super::interface::{
     TurnChooser,
 };
 use super::prompt::{self, LastTurn, PromptForm};
+use super::score::Horizon;
+use crate::env::frozenlake::TurnLimits;
 use crate::env::{TaskKind, TurnResult, TurnRules, parse_reply};
 
 /// Settings of the turn loop that do not change within a run.
@@ -182,6 +184,19 @@ impl EpisodeState {
     }
     pub fn turn(&self) -> usize {
         self.turn
+    }
+    /// Turns and actions left before the next turn, for scorers that value what is left.
+    pub fn horizon(&self, settings: &EpisodeSettings) -> Horizon {
+        let rules = &settings.rules;
+        Horizon {
+            limits: TurnLimits {
+                max_turns: settings.max_turns,
+                max_actions_per_turn: rules.max_actions_per_turn,
+                max_actions_per_episode: rules.max_actions_per_episode,
+            },
+            turns_left: settings.max_turns.saturating_sub(self.turn),
+            actions_left: rules.max_actions_per_episode.saturating_sub(self.used),
+        }
     }
     pub fn is_over(&self) -> bool {
         self.over

@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use super::beam::{best_trajectory, play_beam};
 use super::episode::{Candidate, Choice, EpisodeState, SearchCounts, turn_seed};
-use super::score::{NO_VALID_ACTION, Scorer, Stochastic};
+use super::score::{NO_VALID_ACTION, Potential, Scorer, Stochastic};
 use super::{
     Codec, EnvHandle, Episode, EpisodeSettings, EpisodeSpec, PlainSampling, SampleError, Sampler,
     TurnChooser, play_episode,
@@ -43,10 +43,15 @@ impl Strategy {
     pub fn from_config(config: &Config) -> Strategy {
         let s = &config.search;
         let scorer = Scorer {
-            heuristic_weight: if s.scorer == "heuristic" {
-                s.heuristic_weight
-            } else {
+            heuristic_weight: if s.scorer == "reward" {
                 0.0
+            } else {
+                s.heuristic_weight
+            },
+            potential: if s.scorer == "optimal" {
+                Potential::Optimal
+            } else {
+                Potential::Heuristic
             },
             stochastic: if s.stochastic == "independent" {
                 Stochastic::Independent {
@@ -195,9 +200,10 @@ impl TurnChooser for BestOfN {
                     settings.rules.max_actions_per_turn,
                     settings.form.requires_think(),
                 );
-                let scored =
-                    self.scorer
-                        .score(&base, &reply, state.actions_used(), &settings.rules, seed);
+                let horizon = state.horizon(settings);
+                let scored = self
+                    .scorer
+                    .score(&base, &reply, horizon, &settings.rules, seed);
                 forks += scored.forks;
                 scored.score
             })
@@ -264,8 +270,9 @@ impl TurnChooser for Lookahead {
             let mut fork = base.clone();
             forks += 1;
             let before = fork.clone();
+            let horizon = state.horizon(settings);
             let result = state.commit(&mut fork, cand, 0, settings, codec)?;
-            let score = self.scorer.turn_value(&before, &fork, &result);
+            let score = self.scorer.turn_value(&before, &fork, &result, horizon);
             branches.push(Branch {
                 open: score > NO_VALID_ACTION,
                 state,
@@ -300,13 +307,14 @@ impl TurnChooser for Lookahead {
                 extra_tokens += cont.tokens.len();
                 let b = &mut branches[i];
                 let before = b.fork.clone();
+                let horizon = b.state.horizon(settings);
                 let r = b.state.commit(&mut b.fork, &cont, 0, settings, codec)?;
                 // A continuation's invalid reply is the policy's later mistake, not the
                 // candidate's: it costs the format penalty, not the -1e6 of an invalid candidate.
                 b.score += if r.no_valid_action {
                     r.penalty
                 } else {
-                    self.scorer.turn_value(&before, &b.fork, &r)
+                    self.scorer.turn_value(&before, &b.fork, &r, horizon)
                 };
             }
         }

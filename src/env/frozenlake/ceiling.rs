@@ -10,7 +10,7 @@
 use super::{FrozenLake, FrozenLakeAction};
 
 /// Turn rules the ceiling is computed under (the task's `[env]` limits).
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TurnLimits {
     pub max_turns: usize,
     pub max_actions_per_turn: usize,
@@ -24,14 +24,51 @@ struct Spread {
     won: f64,
 }
 
+/// Best success from every cell with every number of turns and actions left, on one lake under
+/// one set of turn rules: the optimal value function the ceiling and the "optimal" search
+/// scorer read.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LakeValues {
+    limits: TurnLimits,
+    /// value[t][a][cell]: best success with t turns and a actions left from `cell`.
+    value: Vec<Vec<Vec<f64>>>,
+}
+
+impl LakeValues {
+    /// Best success from `cell` with `turns` and `actions` left (0 outside the table).
+    pub fn at(&self, turns: usize, actions: usize, cell: usize) -> f64 {
+        let turns = turns.min(self.limits.max_turns);
+        let actions = actions.min(self.limits.max_actions_per_episode);
+        self.value[turns][actions].get(cell).copied().unwrap_or(0.0)
+    }
+}
+
 impl FrozenLake {
     /// The highest probability of reaching the goal from the current player cell, over all
     /// policies that see the board at the start of each turn (as the agent does).
     pub fn success_ceiling(&self, limits: TurnLimits) -> f64 {
+        let values = self.values(limits);
+        self.value_here(&values, limits.max_turns, limits.max_actions_per_episode)
+    }
+
+    /// Best success from the player's cell with `turns` and `actions` left.
+    pub fn value_here(&self, values: &LakeValues, turns: usize, actions: usize) -> f64 {
+        let (r, c) = self.player();
+        let cell = r * self.cols() + c;
+        if cell == self.map().goal {
+            return 1.0;
+        }
+        if self.is_terminal_cell(cell) {
+            return 0.0;
+        }
+        values.at(turns, actions, cell)
+    }
+
+    /// The optimal value function of this lake (the map and slip rate; not the player's cell).
+    pub fn values(&self, limits: TurnLimits) -> LakeValues {
         let n = self.rows() * self.cols();
         let turns = limits.max_turns;
         let budget = limits.max_actions_per_episode;
-        // value[t][a][cell]: best success with t turns and a actions left from `cell`.
         let mut value = vec![vec![vec![0.0f64; n]; budget + 1]; turns + 1];
         for t in 1..=turns {
             for a in 1..=budget {
@@ -43,15 +80,41 @@ impl FrozenLake {
                 }
             }
         }
+        LakeValues { limits, value }
+    }
+
+    /// Exact success probability of playing `moves` as this turn from the player's cell, with
+    /// `turns` and `actions` left before the turn, then playing optimally: the expectation over
+    /// every slip, without sampling one.
+    pub fn plan_success(
+        &self,
+        values: &LakeValues,
+        moves: &[FrozenLakeAction],
+        turns: usize,
+        actions: usize,
+    ) -> f64 {
         let (r, c) = self.player();
         let cell = r * self.cols() + c;
-        if cell == self.map().goal {
-            return 1.0;
-        }
         if self.is_terminal_cell(cell) {
-            return 0.0;
+            return if cell == self.map().goal { 1.0 } else { 0.0 };
         }
-        value[turns][budget][cell]
+        let mut spread = Spread {
+            alive: vec![0.0; self.rows() * self.cols()],
+            won: 0.0,
+        };
+        spread.alive[cell] = 1.0;
+        let played = moves.len().min(actions);
+        for &action in &moves[..played] {
+            spread = self.move_spread(&spread, action);
+        }
+        let (turns_after, actions_after) = (turns.saturating_sub(1), actions - played);
+        let future: f64 = spread
+            .alive
+            .iter()
+            .enumerate()
+            .map(|(cell, p)| p * values.at(turns_after, actions_after, cell))
+            .sum();
+        spread.won + future
     }
 
     fn is_terminal_cell(&self, cell: usize) -> bool {
@@ -227,5 +290,62 @@ mod tests {
             "{best_simulated} vs {ceiling}"
         );
         assert!(ceiling > 0.3 && ceiling < 1.0, "{ceiling}");
+    }
+
+    #[test]
+    fn the_ceiling_is_the_best_first_turn_plan_and_plans_match_simulation() {
+        // plan_success is the Q-value of a first turn; the ceiling maximises it over every first
+        // turn of one or two moves, and one simulated plan agrees with its exact expectation.
+        let lake = FrozenLake::from_map("SFFH/FHFF/FFFH/HFFG", 0.8).unwrap();
+        let values = lake.values(RULES);
+        let (turns, budget) = (RULES.max_turns, RULES.max_actions_per_episode);
+        let mut plans: Vec<Vec<FrozenLakeAction>> =
+            FrozenLakeAction::ALL.iter().map(|&a| vec![a]).collect();
+        for a in FrozenLakeAction::ALL {
+            for b in FrozenLakeAction::ALL {
+                plans.push(vec![a, b]);
+            }
+        }
+        let q: Vec<f64> = plans
+            .iter()
+            .map(|p| lake.plan_success(&values, p, turns, budget))
+            .collect();
+        let best = q.iter().copied().fold(f64::MIN, f64::max);
+        assert!((best - lake.success_ceiling(RULES)).abs() < 1e-12);
+        assert!(q.iter().any(|&v| v < best - 0.05), "plans differ: {q:?}");
+
+        // Simulate [Down, Down] then the optimal policy (the best plan each later turn).
+        let plan = [FrozenLakeAction::Down, FrozenLakeAction::Down];
+        let mut rng = ChaCha8Rng::seed_from_u64(11);
+        let trials = 20_000;
+        let mut wins = 0;
+        for _ in 0..trials {
+            let mut env = lake.clone();
+            env.reseed(rand::Rng::next_u64(&mut rng));
+            let (mut t, mut a) = (turns, budget);
+            let mut moves = plan.to_vec();
+            while !env.done() && t > 0 && a > 0 {
+                let n = moves.len().min(a);
+                for &m in &moves[..n] {
+                    if env.step(m).done {
+                        break;
+                    }
+                }
+                (t, a) = (t - 1, a - n);
+                moves = plans
+                    .iter()
+                    .max_by(|x, y| {
+                        let qx = env.plan_success(&values, x, t, a);
+                        let qy = env.plan_success(&values, y, t, a);
+                        qx.total_cmp(&qy)
+                    })
+                    .unwrap()
+                    .clone();
+            }
+            wins += usize::from(env.success());
+        }
+        let simulated = wins as f64 / trials as f64;
+        let exact = lake.plan_success(&values, &plan, turns, budget);
+        assert!((simulated - exact).abs() < 0.015, "{simulated} vs {exact}");
     }
 }
