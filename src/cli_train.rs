@@ -152,6 +152,7 @@ pub fn eval(args: EvalArgs) -> Result<()> {
         version: state.version,
         reference: None,
         select_half: false,
+        lr_schedule: tsr::policy::LrSchedule::constant(),
     };
     let settings = setup::episode_settings(&config);
     let mut backend = SerialBackend::new(

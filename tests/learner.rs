@@ -42,6 +42,7 @@ fn learner_with_lr(kind: &str, lr: f64) -> Learner {
         version: 0,
         reference: None,
         select_half: false,
+        lr_schedule: tsr::policy::LrSchedule::constant(),
     }
 }
 
@@ -238,4 +239,47 @@ fn minibatches_split_one_update_into_several_optimizer_steps() {
     // More minibatches than episodes: one episode per optimizer step.
     let mut capped = setup(16, 1);
     assert_eq!(capped.update(&eps).expect("update").optimizer_steps, 4);
+}
+
+#[test]
+fn a_schedule_sets_the_learning_rate_of_each_update() {
+    // Update k runs at the schedule's rate for version k: ten warm-up updates from 3e-3 make the
+    // first update exactly a constant-rate update at 3e-4 and the second one at 6e-4.
+    use tsr::policy::{LrSchedule, ScheduleKind};
+    let returns = [1.0, 0.0, 0.0, 0.0];
+    let mut scheduled = learner_with_lr("grpo", 3e-3);
+    scheduled.lr_schedule = LrSchedule {
+        kind: ScheduleKind::Linear,
+        lr: 3e-3,
+        critic_lr: 1e-2,
+        warmup: 10,
+        total: 100,
+        min_ratio: 0.1,
+    };
+    let mut slow = learner_with_lr("grpo", 3e-4);
+    let mut fast = learner_with_lr("grpo", 3e-3);
+    let eps = episodes(&scheduled, &returns);
+    for l in [&mut scheduled, &mut slow, &mut fast] {
+        l.update(&eps).expect("update");
+    }
+    let (s, c, f) = (
+        reply_logprobs(&scheduled, &eps),
+        reply_logprobs(&slow, &eps),
+        reply_logprobs(&fast, &eps),
+    );
+    assert!((s[0] - c[0]).abs() < 1e-5, "{} vs {}", s[0], c[0]);
+    assert!(
+        (f[0] - s[0]).abs() > 1e-3,
+        "the base rate would move it further"
+    );
+
+    slow.optimizer.set_lrs(6e-4, 1e-2);
+    let mut resumed = slow;
+    scheduled.update(&eps).expect("second update");
+    resumed.update(&eps).expect("second update");
+    let (s2, r2) = (
+        reply_logprobs(&scheduled, &eps),
+        reply_logprobs(&resumed, &eps),
+    );
+    assert!((s2[0] - r2[0]).abs() < 1e-5, "{} vs {}", s2[0], r2[0]);
 }

@@ -275,6 +275,7 @@ fn grpo_learner(
         version: 0,
         reference: None,
         select_half: false,
+        lr_schedule: tsr::policy::LrSchedule::constant(),
     }
 }
 

@@ -21,6 +21,13 @@ pub struct ModelSection {
     pub lr: f64,
     /// AdamW learning rate of the value head (PPO critic).
     pub critic_lr: f64,
+    /// Learning-rate schedule over `train.steps` updates: "constant", "linear" or "cosine"
+    /// (decay from `lr` / `critic_lr` to `lr_min_ratio` of them, after `lr_warmup_steps`).
+    pub lr_schedule: String,
+    /// Floor of a decaying schedule, as a fraction of the base rates.
+    pub lr_min_ratio: f64,
+    /// Updates over which the rates rise linearly from near 0 to their base (0 = none).
+    pub lr_warmup_steps: u64,
     /// AdamW decoupled weight decay, applied to every parameter.
     pub weight_decay: f64,
     /// AdamW first-moment decay.
@@ -54,6 +61,9 @@ impl Default for ModelSection {
             device: "cpu".into(),
             lr: 1e-4,
             critic_lr: 1e-3,
+            lr_schedule: "constant".into(),
+            lr_min_ratio: 0.1,
+            lr_warmup_steps: 0,
             weight_decay: 0.0,
             beta1: 0.9,
             beta2: 0.999,
@@ -64,6 +74,21 @@ impl Default for ModelSection {
             truncate_long_prompts: false,
             prompt_cache_entries: 64,
             tokenizer_vocab: 512,
+        }
+    }
+}
+
+impl ModelSection {
+    /// The learning-rate schedule of a run of `total` updates.
+    pub fn lr_schedule(&self, total: u64) -> crate::policy::LrSchedule {
+        crate::policy::LrSchedule {
+            kind: crate::policy::ScheduleKind::parse(&self.lr_schedule)
+                .unwrap_or(crate::policy::ScheduleKind::Constant),
+            lr: self.lr,
+            critic_lr: self.critic_lr,
+            warmup: self.lr_warmup_steps,
+            total,
+            min_ratio: self.lr_min_ratio,
         }
     }
 }
@@ -87,6 +112,19 @@ impl Section for ModelSection {
         }
         issues.range(&format!("{p}.lr"), self.lr, 0.0, 1.0);
         issues.range(&format!("{p}.critic_lr"), self.critic_lr, 0.0, 1.0);
+        issues.check(
+            crate::policy::ScheduleKind::parse(&self.lr_schedule).is_some(),
+            &format!("{p}.lr_schedule"),
+            &self.lr_schedule,
+            &format!("one of {}", crate::policy::ScheduleKind::NAMES.join(", ")),
+        );
+        issues.range(&format!("{p}.lr_min_ratio"), self.lr_min_ratio, 0.0, 1.0);
+        issues.range(
+            &format!("{p}.lr_warmup_steps"),
+            self.lr_warmup_steps,
+            0,
+            100_000_000,
+        );
         issues.range(&format!("{p}.weight_decay"), self.weight_decay, 0.0, 1.0);
         issues.range(&format!("{p}.beta1"), self.beta1, 0.0, 0.999_999);
         issues.range(&format!("{p}.beta2"), self.beta2, 0.0, 0.999_999_9);

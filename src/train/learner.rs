@@ -13,7 +13,7 @@ use candle_core::{DType, Tensor};
 use serde::Serialize;
 
 use crate::algo::{self, AlgoConfig, AlgoKind};
-use crate::policy::{Policy, PolicyOptimizer, TrainBatch};
+use crate::policy::{LrSchedule, Policy, PolicyOptimizer, TrainBatch};
 use crate::search::Episode;
 
 #[derive(Debug, thiserror::Error)]
@@ -71,6 +71,9 @@ pub struct Learner {
     /// Trajectory selection (`search.kind = "select"`): after instance filtering keep, in each
     /// group, the half of the episodes whose returns are farthest from the group mean.
     pub select_half: bool,
+    /// Learning rates by update index (the version before the update); a constant schedule
+    /// leaves the optimizer's rates as they are.
+    pub lr_schedule: LrSchedule,
 }
 
 fn to_rows(t: &Tensor) -> Result<Vec<Vec<f64>>, LearnerError> {
@@ -91,6 +94,10 @@ impl Learner {
         poison_loss: bool,
     ) -> Result<UpdateReport, LearnerError> {
         let started = Instant::now();
+        if !self.lr_schedule.is_constant() {
+            let (lr, critic_lr) = self.lr_schedule.rates(self.version);
+            self.optimizer.set_lrs(lr, critic_lr);
+        }
         let kind = self.algo.algo_kind()?;
         let mode = self.algo.agg_mode()?;
         let mut report = UpdateReport::default();

@@ -153,6 +153,7 @@ fn new_learner(config: &Config, env: &TaskEnv, settings: &EpisodeSettings) -> Re
         version: 0,
         reference,
         select_half: config.search.kind == "select",
+        lr_schedule: config.model.lr_schedule(config.train.steps),
     })
 }
 
@@ -276,6 +277,7 @@ pub fn resume(root: &Path, overrides: &[String]) -> Result<Setup> {
         version: state.version,
         reference,
         select_half: config.search.kind == "select",
+        lr_schedule: config.model.lr_schedule(config.train.steps),
     };
     Ok(Setup {
         config,
