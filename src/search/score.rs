@@ -119,7 +119,7 @@ impl Scorer {
         if let (Potential::Optimal, TaskEnv::FrozenLake(lake)) = (self.potential, base) {
             if self.heuristic_weight != 0.0 {
                 return Scored {
-                    score: exact_lake_score(lake, reply, actions_used, rules, horizon),
+                    score: exact_lake_score(lake, reply, rules, horizon),
                     forks: 0,
                 };
             }
@@ -156,7 +156,6 @@ impl Scorer {
 fn exact_lake_score(
     lake: &FrozenLake,
     reply: &ParsedReply,
-    actions_used: usize,
     rules: &TurnRules,
     horizon: Horizon,
 ) -> f64 {
@@ -164,9 +163,8 @@ fn exact_lake_score(
     if actions.is_empty() {
         return NO_VALID_ACTION;
     }
-    let budget_left = rules.max_actions_per_episode.saturating_sub(actions_used);
     let values = lake_values(lake, horizon.limits);
-    let q = lake.plan_success(&values, &actions, horizon.turns_left, budget_left);
+    let q = lake.plan_success(&values, &actions, horizon.turns_left, horizon.actions_left);
     q + if any_invalid {
         rules.format_penalty
     } else {
