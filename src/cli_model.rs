@@ -42,6 +42,10 @@ pub struct ModelBenchArgs {
     /// Python interpreter for --torch.
     #[arg(long, default_value = "python3")]
     python: String,
+    /// Measure this many times, tsr and PyTorch taking turns, and report the median of each
+    /// round's ratios: on a machine shared with other tenants one round's ratio moves by 20-30%.
+    #[arg(long, default_value_t = 1)]
+    rounds: usize,
 }
 
 pub fn run_bench(cmd: BenchCommand) -> anyhow::Result<()> {
@@ -58,15 +62,20 @@ pub fn run_bench(cmd: BenchCommand) -> anyhow::Result<()> {
         // SAFETY: set before rayon's pool or any other thread of this process exists.
         unsafe { std::env::set_var("RAYON_NUM_THREADS", args.threads.to_string()) };
     }
+    if args.rounds == 0 {
+        bail!("--rounds must be at least 1");
+    }
     let shapes = BenchShapes::for_preset(&args.preset);
-    let ours = run(&args.preset, &shapes, &args.only)?;
-    let report = if args.torch {
-        let torch = run_torch(&args.python, &ours)?;
-        let ratios = ratios(&ours, &torch);
-        json!({"tsr": ours, "torch": torch, "tsr_over_torch_throughput": ratios})
-    } else {
-        ours
-    };
+    let mut rounds = Vec::with_capacity(args.rounds);
+    for _ in 0..args.rounds {
+        let ours = run(&args.preset, &shapes, &args.only)?;
+        let torch = match args.torch {
+            true => Some(run_torch(&args.python, &ours)?),
+            false => None,
+        };
+        rounds.push((ours, torch));
+    }
+    let report = summarise(rounds);
     println!("{}", serde_json::to_string_pretty(&report)?);
     Ok(())
 }
@@ -108,4 +117,80 @@ fn ratios(ours: &Value, torch: &Value) -> Value {
         "decode": decode,
         "train": r(&ours["train"]["tok_per_s"], &torch["train"]["tok_per_s"]),
     })
+}
+
+/// One round's figures when there was one round; otherwise every round's figures and ratios
+/// plus the median ratio of each measure.
+fn summarise(mut rounds: Vec<(Value, Option<Value>)>) -> Value {
+    let with_ratios = |(ours, torch): (Value, Option<Value>)| match torch {
+        Some(torch) => {
+            let ratios = ratios(&ours, &torch);
+            json!({"tsr": ours, "torch": torch, "tsr_over_torch_throughput": ratios})
+        }
+        None => ours,
+    };
+    if rounds.len() == 1 {
+        return with_ratios(rounds.remove(0));
+    }
+    let rounds: Vec<Value> = rounds.into_iter().map(with_ratios).collect();
+    let ratios: Vec<&Value> = rounds
+        .iter()
+        .map(|r| &r["tsr_over_torch_throughput"])
+        .collect();
+    let forks: Vec<Value> = rounds
+        .iter()
+        .map(|r| r.get("tsr").unwrap_or(r)["best_of_4_shared_prompt"]["ratio"].clone())
+        .collect();
+    json!({
+        "rounds": rounds,
+        "median_tsr_over_torch_throughput": median_leaves(&ratios),
+        "median_best_of_4_ratio": median_leaves(&forks.iter().collect::<Vec<_>>()),
+    })
+}
+
+/// Leaf-wise median of values of one shape (numbers at the leaves; null where none is a number).
+fn median_leaves(values: &[&Value]) -> Value {
+    match values.first() {
+        Some(Value::Object(first)) => Value::Object(
+            first
+                .keys()
+                .map(|k| {
+                    let leaves: Vec<&Value> = values.iter().map(|v| &v[k.as_str()]).collect();
+                    (k.clone(), median_leaves(&leaves))
+                })
+                .collect(),
+        ),
+        _ => {
+            let mut xs: Vec<f64> = values.iter().filter_map(|v| v.as_f64()).collect();
+            if xs.is_empty() {
+                return Value::Null;
+            }
+            xs.sort_by(f64::total_cmp);
+            let mid = xs.len() / 2;
+            json!(if xs.len() % 2 == 1 {
+                xs[mid]
+            } else {
+                (xs[mid - 1] + xs[mid]) / 2.0
+            })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn medians_are_taken_leaf_by_leaf() {
+        let a = json!({"train": 1.0, "decode": {"batch_8": 3.0}, "prefill": null});
+        let b = json!({"train": 0.5, "decode": {"batch_8": 1.0}, "prefill": null});
+        let c = json!({"train": 2.0, "decode": {"batch_8": 2.0}, "prefill": null});
+        let m = median_leaves(&[&a, &b, &c]);
+        assert_eq!(
+            m,
+            json!({"train": 1.0, "decode": {"batch_8": 2.0}, "prefill": null})
+        );
+        let even = median_leaves(&[&a, &b]);
+        assert_eq!(even["train"], json!(0.75));
+    }
 }

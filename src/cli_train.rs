@@ -32,6 +32,10 @@ pub struct EvalArgs {
     /// A checkpoint folder (runs/.../checkpoints/step-N).
     #[arg(long)]
     pub checkpoint: PathBuf,
+    /// Also write every validation episode (seed, success, each turn's prompt, reply and reward)
+    /// to this file, one JSON object per line.
+    #[arg(long)]
+    pub trajectories: Option<PathBuf>,
     #[command(flatten)]
     pub config: ConfigArgs,
 }
@@ -161,10 +165,53 @@ pub fn eval(args: EvalArgs) -> Result<()> {
         settings,
         tsr::search::strategy::Strategy::Plain,
     );
-    let (outcomes, _) = validate(&mut backend, &config)?;
+    let (outcomes, episodes) = validate(&mut backend, &config)?;
+    if let Some(path) = &args.trajectories {
+        write_trajectories(path, &episodes)
+            .with_context(|| format!("writing trajectories to {}", path.display()))?;
+    }
     println!(
         "{}",
-        serde_json::json!({ "checkpoint": ckpt, "step": state.next_step, "validation": outcomes })
+        serde_json::json!({
+            "checkpoint": ckpt,
+            "step": state.next_step,
+            "validation": outcomes,
+            "success_by_instance": success_by_instance(&episodes),
+        })
     );
     Ok(())
+}
+
+/// Success rate per validation instance (environment seed), in seed order: which instances a
+/// checkpoint fails, to set against each instance's ceiling (`tsr env ceiling`).
+fn success_by_instance(episodes: &[tsr::search::episode::Episode]) -> Vec<serde_json::Value> {
+    let mut by_seed: std::collections::BTreeMap<u64, (usize, usize)> = Default::default();
+    for e in episodes {
+        let entry = by_seed.entry(e.spec.env_seed).or_default();
+        entry.0 += usize::from(e.success);
+        entry.1 += 1;
+    }
+    by_seed
+        .into_iter()
+        .map(|(seed, (won, n))| serde_json::json!({ "seed": seed, "success": won as f64 / n as f64, "episodes": n }))
+        .collect()
+}
+
+fn write_trajectories(
+    path: &Path,
+    episodes: &[tsr::search::episode::Episode],
+) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::BufWriter::new(std::fs::File::create(path)?);
+    for e in episodes {
+        let line = serde_json::json!({
+            "seed": e.spec.env_seed,
+            "id": e.spec.id,
+            "success": e.success,
+            "return": e.ret,
+            "turns": e.turns,
+        });
+        writeln!(out, "{line}")?;
+    }
+    out.flush()
 }

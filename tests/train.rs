@@ -141,9 +141,12 @@ fn actor_system_trains_and_eval_reads_its_checkpoint() {
         );
     }
     let ckpt = checkpoint(&run, 2);
+    let trajectories = out.path().join("trajectories.jsonl");
     let eval = tsr()
         .args(["eval", "--checkpoint"])
         .arg(&ckpt)
+        .arg("--trajectories")
+        .arg(&trajectories)
         .output()
         .expect("eval");
     assert!(
@@ -161,6 +164,28 @@ fn actor_system_trains_and_eval_reads_its_checkpoint() {
         2 * 2,
         "val_groups x val_group_size episodes"
     );
+    // Each validation instance's success, in seed order, averages to the overall rate.
+    let by_instance = v["success_by_instance"].as_array().expect("per instance");
+    assert_eq!(by_instance.len(), 2, "one entry per val group");
+    let seeds: Vec<u64> = by_instance.iter().map(|i| i["seed"].as_u64().unwrap()).collect();
+    assert!(seeds[0] < seeds[1], "{seeds:?}");
+    let mean = by_instance
+        .iter()
+        .map(|i| i["success"].as_f64().unwrap())
+        .sum::<f64>()
+        / 2.0;
+    assert!((mean - rate).abs() < 1e-9, "{mean} vs {rate}");
+    // Every episode is written out with its turns, and their successes agree with the rate.
+    let lines: Vec<serde_json::Value> = std::fs::read_to_string(&trajectories)
+        .expect("trajectories written")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("one JSON object per line"))
+        .collect();
+    assert_eq!(lines.len(), 4);
+    let won = lines.iter().filter(|l| l["success"] == true).count();
+    assert!((won as f64 / 4.0 - rate).abs() < 1e-9);
+    assert!(lines.iter().all(|l| !l["turns"].as_array().unwrap().is_empty()));
+    assert!(lines.iter().all(|l| seeds.contains(&l["seed"].as_u64().unwrap())));
 }
 
 #[test]

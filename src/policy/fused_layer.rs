@@ -14,9 +14,9 @@ use std::sync::Mutex;
 use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Tensor};
 
 use super::Arch;
-use super::fused::{rms_norm_backward, slice, vec_of};
+use super::fused::{rms_norm_backward, slice, with_f32};
 use super::fused_attention::Attention;
-use super::kernels::{View, WLayout, linear, matmul_large, rms_norm_rows, silu_gate};
+use super::kernels::{Regions, View, WLayout, linear, matmul_large_new, rms_norm_rows, silu_gate};
 
 /// The parameter names of one layer in the order they are packed into the op's weight input.
 pub const PACKED_PARAMS: [&str; 12] = [
@@ -174,21 +174,12 @@ impl DecoderLayer {
         let (h, qw, kvw, iw) = (self.hidden, self.q_width, self.kv_width, self.inter);
         let (n, width) = (x.len() / h, self.qkv_width());
         // `a @ W^T` has input gradient `g @ W` and weight gradient `g^T @ a`.
-        let mut dw = vec![0.0f32; w.len()];
+        let mut dw = Regions::new(w.len());
 
         // MLP half: y = x1 + down(m), m = silu(g) * u, [g | u] = gu(h2), h2 = rms(x1).
-        let mut dm = vec![0.0f32; n * iw];
-        matmul_large(
-            n,
-            iw,
-            h,
-            rows(dy, h),
-            rows(&w[o.down_w.clone()], iw),
-            &mut dm,
-            false,
-        );
+        let dm = matmul_large_new(n, iw, h, rows(dy, h), rows(&w[o.down_w.clone()], iw));
         let (a, b) = (transposed(dy, h), rows(&s.m, iw));
-        matmul_large(h, iw, n, a, b, &mut dw[o.down_w], false);
+        dw.product(o.down_w, (h, iw, n), a, b);
         let mut dgu = vec![0.0f32; n * 2 * iw];
         for ((gu, dm), dgu) in
             s.gu.chunks_exact(2 * iw)
@@ -199,34 +190,26 @@ impl DecoderLayer {
             let (dg, du) = dgu.split_at_mut(iw);
             super::simd::silu_gate_backward(g, u, dm, dg, du);
         }
-        let mut dh2 = vec![0.0f32; n * h];
         let (a, b) = (rows(&dgu, 2 * iw), rows(&w[o.gu_w.clone()], h));
-        matmul_large(n, h, 2 * iw, a, b, &mut dh2, false);
+        let dh2 = matmul_large_new(n, h, 2 * iw, a, b);
         let (a, b) = (transposed(&dgu, 2 * iw), rows(&s.h2, h));
-        matmul_large(2 * iw, h, n, a, b, &mut dw[o.gu_w], false);
+        dw.product(o.gu_w, (2 * iw, h, n), a, b);
         let mut dx1 = dy.to_vec();
+        let mut dln2 = vec![0.0f32; h];
         rms_norm_backward(
             &s.x1,
             &w[o.ln2.clone()],
             self.eps,
             &dh2,
             &mut dx1,
-            &mut dw[o.ln2],
+            &mut dln2,
         );
+        dw.copy(o.ln2, &dln2);
 
         // Attention half: x1 = x + o(ctx), ctx = attn(q, k, v), [q | k | v] = qkv(h1) + b.
-        let mut dctx = vec![0.0f32; n * qw];
-        matmul_large(
-            n,
-            qw,
-            h,
-            rows(&dx1, h),
-            rows(&w[o.o_w.clone()], qw),
-            &mut dctx,
-            false,
-        );
+        let dctx = matmul_large_new(n, qw, h, rows(&dx1, h), rows(&w[o.o_w.clone()], qw));
         let (a, b) = (transposed(&dx1, h), rows(&s.ctx, qw));
-        matmul_large(h, qw, n, a, b, &mut dw[o.o_w], false);
+        dw.product(o.o_w, (h, qw, n), a, b);
         let (dq, dk, dv) = self.attn.backward(&s.q, &s.k, &s.v, &s.ctx, &dctx);
         let mut dqkv = Vec::with_capacity(n * width);
         for i in 0..n {
@@ -234,25 +217,20 @@ impl DecoderLayer {
             dqkv.extend_from_slice(&dk[i * kvw..(i + 1) * kvw]);
             dqkv.extend_from_slice(&dv[i * kvw..(i + 1) * kvw]);
         }
-        let db = &mut dw[o.qkv_b];
+        let mut db = vec![0.0f32; width];
         for row in dqkv.chunks_exact(width) {
             db.iter_mut().zip(row).for_each(|(b, g)| *b += g);
         }
-        let mut dh1 = vec![0.0f32; n * h];
+        dw.copy(o.qkv_b, &db);
         let (a, b) = (rows(&dqkv, width), rows(&w[o.qkv_w.clone()], h));
-        matmul_large(n, h, width, a, b, &mut dh1, false);
+        let dh1 = matmul_large_new(n, h, width, a, b);
         let (a, b) = (transposed(&dqkv, width), rows(&s.h1, h));
-        matmul_large(width, h, n, a, b, &mut dw[o.qkv_w], false);
+        dw.product(o.qkv_w, (width, h, n), a, b);
         let mut dx = dx1;
-        rms_norm_backward(
-            x,
-            &w[o.ln1.clone()],
-            self.eps,
-            &dh1,
-            &mut dx,
-            &mut dw[o.ln1],
-        );
-        (dx, dw)
+        let mut dln1 = vec![0.0f32; h];
+        rms_norm_backward(x, &w[o.ln1.clone()], self.eps, &dh1, &mut dx, &mut dln1);
+        dw.copy(o.ln1, &dln1);
+        (dx, dw.finish())
     }
 }
 
@@ -302,13 +280,15 @@ impl CustomOp2 for DecoderLayer {
         _res: &Tensor,
         g: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>)> {
-        let (xv, wv, gv) = (vec_of(x)?, vec_of(w)?, vec_of(g)?);
         let saved = self.saved.lock().unwrap_or_else(|e| e.into_inner()).take();
-        let saved = match saved {
-            Some(s) => s,
-            None => self.forward(&xv, &wv).1,
-        };
-        let (dx, dw) = self.backward(&xv, &wv, &saved, &gv);
+        let (dx, dw) = with_f32(x, |x| {
+            with_f32(w, |w| {
+                with_f32(g, |g| {
+                    let saved = saved.unwrap_or_else(|| self.forward(x, w).1);
+                    self.backward(x, w, &saved, g)
+                })
+            })
+        })???;
         Ok((
             Some(Tensor::from_vec(dx, x.shape(), x.device())?),
             Some(Tensor::from_vec(dw, w.shape(), w.device())?),

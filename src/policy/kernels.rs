@@ -55,17 +55,25 @@ pub fn linear(
     debug_assert_eq!(x.len(), m * k);
     debug_assert_eq!(w.len(), n * k);
     out.clear();
-    out.resize(m * n, 0.0);
-    if m == 0 {
+    if m == 0 || n == 0 || k == 0 {
+        out.resize(m * n, 0.0);
+        if let Some(b) = bias {
+            out.chunks_exact_mut(n)
+                .for_each(|row| row.copy_from_slice(b));
+        }
         return;
     }
+    // The product overwrites every element (gemm is told not to read `out`), so the buffer is
+    // not zeroed first: that memset was 1% of a `small` training step.
+    out.reserve(m * n);
     let par = parallelism(m * n * k);
     // Strides of W's element (row kk, column j): (row stride, column stride).
     let (w_rs, w_cs) = match layout {
         WLayout::OutIn => (1, k as isize),
         WLayout::InOut => (n as isize, 1),
     };
-    // SAFETY: every pointer covers the extent implied by its (m, n, k, strides), checked above.
+    // SAFETY: every pointer covers the extent implied by its (m, n, k, strides), checked above;
+    // `out` has capacity for m * n elements, all of which gemm writes before `set_len`.
     unsafe {
         gemm::gemm(
             m,
@@ -88,6 +96,7 @@ pub fn linear(
             false,
             par,
         );
+        out.set_len(m * n);
     }
     if let Some(b) = bias {
         for row in out.chunks_exact_mut(n) {
@@ -255,52 +264,146 @@ pub fn matmul_strided(
     matmul_views(m, n, k, a, b, out, accumulate, gemm::Parallelism::None)
 }
 
-/// [`matmul_strided`] for one large product: split across threads when the work is worth it.
-pub fn matmul_large(
-    m: usize,
-    n: usize,
-    k: usize,
-    a: View<'_>,
-    b: View<'_>,
-    out: &mut [f32],
-    accumulate: bool,
-) {
-    matmul_views(m, n, k, a, b, out, accumulate, parallelism(m * n * k))
+/// One large product (split across threads when the work is worth it) into a new `[m, n]` buffer that is written, never zeroed first (backward
+/// allocates one per product; zeroing them was 1-2% of a `small` training step).
+pub fn matmul_large_new(m: usize, n: usize, k: usize, a: View<'_>, b: View<'_>) -> Vec<f32> {
+    if m == 0 || n == 0 || k == 0 {
+        return vec![0.0; m * n];
+    }
+    let mut out = Vec::with_capacity(m * n);
+    check_views(m, n, k, &a, &b);
+    // SAFETY: the views are bounds-checked; `out` has capacity for the m * n elements gemm
+    // writes (it does not read them: `accumulate` is false) before `set_len`.
+    unsafe {
+        gemm_raw(
+            m,
+            n,
+            k,
+            &a,
+            &b,
+            out.as_mut_ptr(),
+            false,
+            parallelism(m * n * k),
+        );
+        out.set_len(m * n);
+    }
+    out
 }
 
+/// A buffer filled region by region (matrix products and copies) without being zeroed first:
+/// the packed weight gradient of a decoder layer, whose memset was 1% of a `small` training
+/// step. [`Regions::finish`] hands the buffer out only when the regions written cover it exactly.
+pub struct Regions {
+    buf: Vec<f32>,
+    len: usize,
+    written: Vec<std::ops::Range<usize>>,
+}
+
+impl Regions {
+    pub fn new(len: usize) -> Regions {
+        Regions {
+            buf: Vec::with_capacity(len),
+            len,
+            written: Vec::new(),
+        }
+    }
+
+    fn claim(&mut self, region: &std::ops::Range<usize>) {
+        assert!(
+            region.start <= region.end && region.end <= self.len,
+            "region out of bounds"
+        );
+        assert!(
+            self.written
+                .iter()
+                .all(|w| w.end <= region.start || region.end <= w.start),
+            "region written twice"
+        );
+        self.written.push(region.clone());
+    }
+
+    /// `region = a[m, k] @ b[k, n]`, row-major.
+    pub fn product(
+        &mut self,
+        region: std::ops::Range<usize>,
+        (m, n, k): (usize, usize, usize),
+        a: View<'_>,
+        b: View<'_>,
+    ) {
+        assert_eq!(region.len(), m * n, "region size is not m * n");
+        self.claim(&region);
+        // SAFETY: the region lies within the buffer's capacity (claim) and is m * n long.
+        let out = unsafe { self.buf.as_mut_ptr().add(region.start) };
+        if m == 0 || n == 0 {
+            return;
+        }
+        if k == 0 {
+            // SAFETY: as above.
+            unsafe { std::ptr::write_bytes(out, 0, m * n) };
+            return;
+        }
+        check_views(m, n, k, &a, &b);
+        // SAFETY: views checked; the region is writable for m * n elements.
+        unsafe { gemm_raw(m, n, k, &a, &b, out, false, parallelism(m * n * k)) }
+    }
+
+    /// `region = src`.
+    pub fn copy(&mut self, region: std::ops::Range<usize>, src: &[f32]) {
+        assert_eq!(region.len(), src.len(), "region size is not the source's");
+        self.claim(&region);
+        // SAFETY: the region lies within the buffer's capacity and cannot overlap `src`, which
+        // is borrowed while the buffer is exclusively ours.
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                src.as_ptr(),
+                self.buf.as_mut_ptr().add(region.start),
+                src.len(),
+            )
+        };
+    }
+
+    /// The whole buffer; panics unless every element was written exactly once.
+    pub fn finish(mut self) -> Vec<f32> {
+        let covered: usize = self.written.iter().map(|r| r.len()).sum();
+        assert_eq!(covered, self.len, "regions do not cover the buffer");
+        // SAFETY: disjoint regions (claim) of total length `len` within `0..len` cover it, and
+        // every region was written before this call.
+        unsafe { self.buf.set_len(self.len) };
+        self.buf
+    }
+}
+
+fn check_views(m: usize, n: usize, k: usize, a: &View<'_>, b: &View<'_>) {
+    let last = |v: &View<'_>, r: usize, c: usize| (r - 1) * v.rs + (c - 1) * v.cs;
+    assert!(
+        last(a, m, k) < a.data.len() && last(b, k, n) < b.data.len(),
+        "matmul view out of bounds"
+    );
+}
+
+/// `out[m, n] (+)= a[m, k] @ b[k, n]`, row-major `out`.
+///
+/// # Safety
+/// `out` must be valid for writes (and reads when `accumulate`) of m * n elements, m, n, k > 0,
+/// and the views must pass [`check_views`].
 #[allow(clippy::too_many_arguments)]
-fn matmul_views(
+unsafe fn gemm_raw(
     m: usize,
     n: usize,
     k: usize,
-    a: View<'_>,
-    b: View<'_>,
-    out: &mut [f32],
+    a: &View<'_>,
+    b: &View<'_>,
+    out: *mut f32,
     accumulate: bool,
     par: gemm::Parallelism,
 ) {
-    assert!(out.len() >= m * n, "matmul output too small");
-    let last = |v: &View<'_>, r: usize, c: usize| (r - 1) * v.rs + (c - 1) * v.cs;
-    if m == 0 || n == 0 {
-        return;
-    }
-    if k == 0 {
-        if !accumulate {
-            out[..m * n].fill(0.0);
-        }
-        return;
-    }
-    assert!(
-        last(&a, m, k) < a.data.len() && last(&b, k, n) < b.data.len(),
-        "matmul view out of bounds"
-    );
-    // SAFETY: the asserts above bound every element the strides can reach.
+    // SAFETY: as the caller promised.
     unsafe {
         gemm::gemm(
             m,
             n,
             k,
-            out.as_mut_ptr(),
+            out,
             1,
             n as isize,
             accumulate,
@@ -317,5 +420,78 @@ fn matmul_views(
             false,
             par,
         );
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn matmul_views(
+    m: usize,
+    n: usize,
+    k: usize,
+    a: View<'_>,
+    b: View<'_>,
+    out: &mut [f32],
+    accumulate: bool,
+    par: gemm::Parallelism,
+) {
+    assert!(out.len() >= m * n, "matmul output too small");
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        if !accumulate {
+            out[..m * n].fill(0.0);
+        }
+        return;
+    }
+    check_views(m, n, k, &a, &b);
+    // SAFETY: `out` holds m * n elements and the views are bounds-checked above.
+    unsafe { gemm_raw(m, n, k, &a, &b, out.as_mut_ptr(), accumulate, par) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rows(data: &[f32], cols: usize) -> View<'_> {
+        View {
+            data,
+            rs: cols,
+            cs: 1,
+        }
+    }
+
+    #[test]
+    fn regions_hold_products_and_copies_where_they_were_written() {
+        let a: Vec<f32> = (0..6).map(|i| i as f32).collect(); // [2, 3]
+        let b: Vec<f32> = (0..12).map(|i| (i % 5) as f32 - 1.0).collect(); // [3, 4]
+        let mut expected = vec![0.0; 8];
+        matmul_strided(2, 4, 3, rows(&a, 3), rows(&b, 4), &mut expected, false);
+        let mut r = Regions::new(11);
+        r.copy(8..11, &[7.0, 8.0, 9.0]);
+        r.product(0..8, (2, 4, 3), rows(&a, 3), rows(&b, 4));
+        let out = r.finish();
+        assert_eq!(&out[..8], &expected[..]);
+        assert_eq!(&out[8..], &[7.0, 8.0, 9.0]);
+        assert_eq!(
+            matmul_large_new(2, 4, 3, rows(&a, 3), rows(&b, 4)),
+            expected
+        );
+    }
+
+    #[test]
+    #[should_panic(expected = "do not cover")]
+    fn regions_refuse_to_hand_out_unwritten_elements() {
+        let mut r = Regions::new(4);
+        r.copy(0..3, &[1.0, 2.0, 3.0]);
+        let _ = r.finish();
+    }
+
+    #[test]
+    #[should_panic(expected = "written twice")]
+    fn regions_refuse_overlapping_writes() {
+        let mut r = Regions::new(4);
+        r.copy(0..3, &[1.0, 2.0, 3.0]);
+        r.copy(2..4, &[1.0, 2.0]);
     }
 }

@@ -9,7 +9,7 @@ use crate::config::{Issues, Section};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, DocumentedFields)]
 #[serde(default, deny_unknown_fields)]
 pub struct ModelSection {
-    /// Architecture preset for a from-scratch model: "tiny" (~1M params) or "small" (~13M).
+    /// Architecture preset for a from-scratch model: "tiny" (~1M params), "mini" (~3M) or "small" (~13M).
     /// Ignored when `path` names a pretrained folder.
     pub preset: String,
     /// Hugging Face model folder (config.json, model.safetensors, tokenizer.json);
