@@ -61,7 +61,7 @@ fn built_tokenizer_round_trips_and_has_specials_last() {
 
 #[test]
 fn every_trainable_tensor_gets_a_finite_nonzero_gradient() {
-    for preset in ["tiny", "small"] {
+    for preset in ["tiny", "mini", "small"] {
         let tok = Tokenizer::build_for_corpus(&corpus()).unwrap();
         let s = ModelSection {
             preset: preset.into(),

@@ -167,7 +167,10 @@ fn actor_system_trains_and_eval_reads_its_checkpoint() {
     // Each validation instance's success, in seed order, averages to the overall rate.
     let by_instance = v["success_by_instance"].as_array().expect("per instance");
     assert_eq!(by_instance.len(), 2, "one entry per val group");
-    let seeds: Vec<u64> = by_instance.iter().map(|i| i["seed"].as_u64().unwrap()).collect();
+    let seeds: Vec<u64> = by_instance
+        .iter()
+        .map(|i| i["seed"].as_u64().unwrap())
+        .collect();
     assert!(seeds[0] < seeds[1], "{seeds:?}");
     let mean = by_instance
         .iter()
@@ -184,8 +187,16 @@ fn actor_system_trains_and_eval_reads_its_checkpoint() {
     assert_eq!(lines.len(), 4);
     let won = lines.iter().filter(|l| l["success"] == true).count();
     assert!((won as f64 / 4.0 - rate).abs() < 1e-9);
-    assert!(lines.iter().all(|l| !l["turns"].as_array().unwrap().is_empty()));
-    assert!(lines.iter().all(|l| seeds.contains(&l["seed"].as_u64().unwrap())));
+    assert!(
+        lines
+            .iter()
+            .all(|l| !l["turns"].as_array().unwrap().is_empty())
+    );
+    assert!(
+        lines
+            .iter()
+            .all(|l| seeds.contains(&l["seed"].as_u64().unwrap()))
+    );
 }
 
 #[test]

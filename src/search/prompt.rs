@@ -20,6 +20,10 @@ pub enum PromptForm {
     Compact,
     /// As compact, but with the whole observation (coordinate lines too), not just the grid.
     CompactFull,
+    /// As compact, then the grid again read column by column: a causal model reading the grid
+    /// row by row sees a cell's left and right neighbours next to it but the cells above and
+    /// below five tokens away; the second reading puts those next to it too.
+    CompactColumns,
 }
 
 impl PromptForm {
@@ -28,6 +32,7 @@ impl PromptForm {
             "chat" => Some(PromptForm::Chat),
             "compact" => Some(PromptForm::Compact),
             "compact_full" => Some(PromptForm::CompactFull),
+            "compact_columns" => Some(PromptForm::CompactColumns),
             _ => None,
         }
     }
@@ -109,6 +114,18 @@ pub fn user_text(
             };
             format!("{warn}{}\nleft {actions_left}", compact_state(state))
         }
+        PromptForm::CompactColumns => {
+            let warn = if last.no_valid_action {
+                "invalid\n"
+            } else {
+                ""
+            };
+            let grid = compact_state(state).trim_end();
+            match columns(grid) {
+                Some(cols) => format!("{warn}{grid}\n\n{cols}\nleft {actions_left}"),
+                None => format!("{warn}{grid}\nleft {actions_left}"),
+            }
+        }
         PromptForm::CompactFull => {
             let warn = if last.no_valid_action {
                 "invalid\n"
@@ -126,6 +143,20 @@ pub fn compact_state(state: &str) -> &str {
     state
         .split_once("Grid Map: \n")
         .map_or(state, |(_, grid)| grid)
+}
+
+/// A rectangular grid's columns, each as one line (top to bottom), left to right; `None` when
+/// the text is not a rectangular grid of at least two rows.
+pub fn columns(grid: &str) -> Option<String> {
+    let rows: Vec<Vec<char>> = grid.lines().map(|l| l.chars().collect()).collect();
+    let width = rows.first()?.len();
+    if rows.len() < 2 || width == 0 || rows.iter().any(|r| r.len() != width) {
+        return None;
+    }
+    let cols: Vec<String> = (0..width)
+        .map(|c| rows.iter().map(|r| r[c]).collect())
+        .collect();
+    Some(cols.join("\n"))
 }
 
 /// `<|im_start|>{role}\n{text}<|im_end|>\n`
@@ -180,4 +211,31 @@ pub fn tokenizer_corpus(
         ));
     }
     corpus
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_columns_form_shows_the_grid_then_its_columns() {
+        let state = "Coordinates: \nPlayer: (1, 0)\nGrid Map: \n__G\nPO_\n";
+        let text = user_text(
+            PromptForm::CompactColumns,
+            state,
+            1,
+            10,
+            LastTurn::default(),
+        );
+        assert_eq!(text, "__G\nPO_\n\n_P\n_O\nG_\nleft 10");
+        // A cell's lower neighbour follows it directly in the column reading.
+        assert_eq!(columns("ab\ncd"), Some("ac\nbd".into()));
+        assert_eq!(columns("√X\n_P"), Some("√_\nXP".into()));
+        assert_eq!(columns("ab\nc"), None, "ragged rows are not a grid");
+        assert_eq!(columns("one line"), None);
+        assert_eq!(
+            PromptForm::parse("compact_columns"),
+            Some(PromptForm::CompactColumns)
+        );
+    }
 }

@@ -35,7 +35,8 @@ pub struct TrainSection {
     /// Sample only among the k likeliest tokens (0 = off).
     pub top_k: usize,
     /// Prompt form: "compact" (from-scratch presets; grid only), "compact_full" (compact with
-    /// the whole observation, coordinates included), "chat" (pretrained), or "auto".
+    /// the whole observation, coordinates included), "compact_columns" (the grid, then the grid
+    /// read column by column), "chat" (pretrained), or "auto".
     pub prompt_form: String,
     /// Write a checkpoint every this many steps (0 = only at the end).
     pub checkpoint_every: u64,
@@ -111,12 +112,12 @@ impl Section for TrainSection {
             100.0,
         );
         issues.range(&format!("{p}.top_p"), self.top_p, 1e-6, 1.0);
-        let forms = ["compact", "compact_full", "chat", "auto"];
+        let forms = ["compact", "compact_full", "compact_columns", "chat", "auto"];
         issues.check(
             forms.contains(&self.prompt_form.as_str()),
             &format!("{p}.prompt_form"),
             &self.prompt_form,
-            "one of compact, compact_full, chat, auto",
+            "one of compact, compact_full, compact_columns, chat, auto",
         );
         issues.range(&format!("{p}.keep_last"), self.keep_last, 1, 1000);
         issues.range(&format!("{p}.policy_lag"), self.policy_lag, 0, 16);
