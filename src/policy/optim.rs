@@ -46,6 +46,8 @@ struct AdamHyper {
 /// every buffer out and back in cost `small` 3% of a training step).
 fn adamw_cpu(slot: &mut Slot, g: &Tensor, lr: f64, h: &AdamHyper) -> Result<(), PolicyError> {
     let clip = h.clip as f32;
+    // A gradient that reached us as a strided view is copied once; the rest is in place.
+    let g = &g.contiguous()?;
     slot.m.inplace_op2(
         g,
         &Moment {
