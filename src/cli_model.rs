@@ -26,7 +26,7 @@ pub struct TrainBenchArgs {
 
 #[derive(Args)]
 pub struct ModelBenchArgs {
-    /// Architecture preset: tiny or small.
+    /// Architecture preset: tiny, mini or small.
     #[arg(long, default_value = "tiny")]
     preset: String,
     /// Also run benches/torch_model_bench.py on the same shapes and report ratios.
@@ -44,8 +44,10 @@ pub struct ModelBenchArgs {
     python: String,
     /// Measure this many times, tsr and PyTorch taking turns, and report the median of each
     /// round's ratios: on a machine shared with other tenants one round's ratio moves by 20-30%.
-    #[arg(long, default_value_t = 1)]
-    rounds: usize,
+    /// (Needs --torch: the rounds exist to compare the two side by side.)
+    #[arg(long, default_value_t = 1, requires = "torch",
+          value_parser = clap::value_parser!(u16).range(1..))]
+    rounds: u16,
 }
 
 pub fn run_bench(cmd: BenchCommand) -> anyhow::Result<()> {
@@ -62,11 +64,8 @@ pub fn run_bench(cmd: BenchCommand) -> anyhow::Result<()> {
         // SAFETY: set before rayon's pool or any other thread of this process exists.
         unsafe { std::env::set_var("RAYON_NUM_THREADS", args.threads.to_string()) };
     }
-    if args.rounds == 0 {
-        bail!("--rounds must be at least 1");
-    }
     let shapes = BenchShapes::for_preset(&args.preset);
-    let mut rounds = Vec::with_capacity(args.rounds);
+    let mut rounds = Vec::with_capacity(usize::from(args.rounds));
     for _ in 0..args.rounds {
         let ours = run(&args.preset, &shapes, &args.only)?;
         let torch = match args.torch {

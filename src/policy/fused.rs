@@ -24,7 +24,8 @@ pub(crate) fn vec_of(t: &Tensor) -> Result<Vec<f32>> {
 
 /// `f` over a tensor's f32 elements, read in place when the tensor is a contiguous CPU tensor
 /// (backward and the optimizer read every weight and gradient each step; copying them cost
-/// `small` 2-3% of a training step) and from a copy otherwise.
+/// `small` 2-3% of a training step) and from a copy otherwise. The storage stays read-locked
+/// while `f` runs: nested calls must not be given tensors that another thread may be writing.
 pub(crate) fn with_f32<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> R) -> Result<R> {
     {
         let (storage, layout) = t.storage_and_layout();

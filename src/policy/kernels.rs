@@ -52,20 +52,26 @@ pub fn linear(
     bias: Option<&[f32]>,
     out: &mut Vec<f32>,
 ) {
-    debug_assert_eq!(x.len(), m * k);
-    debug_assert_eq!(w.len(), n * k);
+    assert_eq!(x.len(), m * k, "linear: input of the wrong size");
+    assert_eq!(w.len(), n * k, "linear: weight of the wrong size");
     out.clear();
-    if m == 0 || n == 0 || k == 0 {
+    // gemm's single-row and single-column paths view `out` as a slice, so it must be initialised
+    // there; so must every output of an empty product.
+    if m == 0 || n == 0 || k == 0 || m == 1 || n == 1 {
         out.resize(m * n, 0.0);
-        if let Some(b) = bias {
+    }
+    if m == 0 || n == 0 || k == 0 {
+        if let (Some(b), true) = (bias, n > 0) {
             out.chunks_exact_mut(n)
                 .for_each(|row| row.copy_from_slice(b));
         }
         return;
     }
-    // The product overwrites every element (gemm is told not to read `out`), so the buffer is
-    // not zeroed first: that memset was 1% of a `small` training step.
-    out.reserve(m * n);
+    // Otherwise the product overwrites every element (gemm is told not to read `out`), so the
+    // buffer is not zeroed first: that memset was 1% of a `small` training step.
+    if out.is_empty() {
+        out.reserve(m * n);
+    }
     let par = parallelism(m * n * k);
     // Strides of W's element (row kk, column j): (row stride, column stride).
     let (w_rs, w_cs) = match layout {
@@ -264,11 +270,17 @@ pub fn matmul_strided(
     matmul_views(m, n, k, a, b, out, accumulate, gemm::Parallelism::None)
 }
 
-/// One large product (split across threads when the work is worth it) into a new `[m, n]` buffer that is written, never zeroed first (backward
-/// allocates one per product; zeroing them was 1-2% of a `small` training step).
+/// One large product (split across threads when the work is worth it) into a new `[m, n]`
+/// buffer that is written, never zeroed first (backward allocates one per product; zeroing
+/// them was 1-2% of a `small` training step).
 pub fn matmul_large_new(m: usize, n: usize, k: usize, a: View<'_>, b: View<'_>) -> Vec<f32> {
-    if m == 0 || n == 0 || k == 0 {
-        return vec![0.0; m * n];
+    // gemm's single-row and single-column paths view the output as a slice: zero it there.
+    if m <= 1 || n <= 1 || k == 0 {
+        let mut out = vec![0.0; m * n];
+        if m > 0 && n > 0 && k > 0 {
+            matmul_views(m, n, k, a, b, &mut out, false, parallelism(m * n * k));
+        }
+        return out;
     }
     let mut out = Vec::with_capacity(m * n);
     check_views(m, n, k, &a, &b);
@@ -290,9 +302,10 @@ pub fn matmul_large_new(m: usize, n: usize, k: usize, a: View<'_>, b: View<'_>) 
     out
 }
 
-/// A buffer filled region by region (matrix products and copies) without being zeroed first:
-/// the packed weight gradient of a decoder layer, whose memset was 1% of a `small` training
-/// step. [`Regions::finish`] hands the buffer out only when the regions written cover it exactly.
+/// A buffer filled region by region (matrix products and copies) without being zeroed first,
+/// which is why it exists: the packed weight gradient of a decoder layer, whose memset was 1% of
+/// a `small` training step. [`Regions::finish`] hands the buffer out only when the regions
+/// written cover it exactly.
 pub struct Regions {
     buf: Vec<f32>,
     len: usize,
@@ -342,6 +355,11 @@ impl Regions {
             unsafe { std::ptr::write_bytes(out, 0, m * n) };
             return;
         }
+        if m == 1 || n == 1 {
+            // gemm's single-row and single-column paths view the output as a slice.
+            // SAFETY: as above.
+            unsafe { std::ptr::write_bytes(out, 0, m * n) };
+        }
         check_views(m, n, k, &a, &b);
         // SAFETY: views checked; the region is writable for m * n elements.
         unsafe { gemm_raw(m, n, k, &a, &b, out, false, parallelism(m * n * k)) }
@@ -374,9 +392,16 @@ impl Regions {
 }
 
 fn check_views(m: usize, n: usize, k: usize, a: &View<'_>, b: &View<'_>) {
-    let last = |v: &View<'_>, r: usize, c: usize| (r - 1) * v.rs + (c - 1) * v.cs;
+    // Checked arithmetic: a wrapped offset would pass the bounds check.
+    let last = |v: &View<'_>, r: usize, c: usize| {
+        (r - 1)
+            .checked_mul(v.rs)
+            .zip((c - 1).checked_mul(v.cs))
+            .and_then(|(x, y)| x.checked_add(y))
+    };
+    let inside = |v: &View<'_>, r, c| last(v, r, c).is_some_and(|i| i < v.data.len());
     assert!(
-        last(a, m, k) < a.data.len() && last(b, k, n) < b.data.len(),
+        inside(a, m, k) && inside(b, k, n),
         "matmul view out of bounds"
     );
 }
@@ -397,7 +422,7 @@ unsafe fn gemm_raw(
     accumulate: bool,
     par: gemm::Parallelism,
 ) {
-    // SAFETY: as the caller promised.
+    // SAFETY: the `# Safety` conditions above bound every element gemm touches.
     unsafe {
         gemm::gemm(
             m,

@@ -109,6 +109,9 @@ impl InplaceOp2 for Moment {
         lg: &Layout,
     ) -> candle_core::Result<()> {
         let (m, g) = (contiguous_mut(m, lm)?, contiguous(g, lg)?);
+        if m.len() != g.len() {
+            candle_core::bail!("AdamW: moment and gradient differ in length");
+        }
         let (beta, rest, clip) = (self.beta, 1.0 - self.beta, self.clip);
         if self.square {
             m.iter_mut()
@@ -148,6 +151,9 @@ impl InplaceOp3 for Apply {
     ) -> candle_core::Result<()> {
         let p = contiguous_mut(p, lp)?;
         let (m, v) = (contiguous(m, lm)?, contiguous(v, lv)?);
+        if m.len() != p.len() || v.len() != p.len() {
+            candle_core::bail!("AdamW: weight and moments differ in length");
+        }
         for ((p, &m), &v) in p.iter_mut().zip(m).zip(v) {
             let update = (m / self.c1) / ((v / self.c2).sqrt() + self.eps);
             *p = *p * self.decay - self.lr * update;

@@ -22,7 +22,7 @@ pub enum PromptForm {
     CompactFull,
     /// As compact, then the grid again read column by column: a causal model reading the grid
     /// row by row sees a cell's left and right neighbours next to it but the cells above and
-    /// below five tokens away; the second reading puts those next to it too.
+    /// below a row's width plus one tokens away; the second reading puts those next to it too.
     CompactColumns,
 }
 
