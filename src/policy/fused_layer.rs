@@ -16,7 +16,8 @@ use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Tensor};
 use super::Arch;
 use super::fused::{rms_norm_backward, slice, with_f32};
 use super::fused_attention::Attention;
-use super::kernels::{Regions, View, WLayout, linear, matmul_large_new, rms_norm_rows, silu_gate};
+use super::kernels::{View, WLayout, linear, matmul_large_new, rms_norm_rows, silu_gate};
+use super::regions::Regions;
 
 /// The parameter names of one layer in the order they are packed into the op's weight input.
 pub const PACKED_PARAMS: [&str; 12] = [

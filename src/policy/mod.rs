@@ -23,6 +23,7 @@ mod optim;
 mod params;
 mod policy;
 mod prompt_cache;
+mod regions;
 mod sampling;
 pub mod schedule;
 mod section;
