@@ -177,15 +177,36 @@ impl Learner {
         report.lag_mean = lag_sum as f64 / report.tokens_trained.max(1) as f64;
         report.lag_max = lag_max;
 
-        // 3. Old log-probs and values, recomputed on the exact training sequences. The first
-        //    epoch's forward pass is also the one these come from (same weights, same numbers),
-        //    so it is not run twice.
+        // 3. Old log-probs and values, recomputed on the exact training sequences before any
+        //    step, one forward per minibatch. The first minibatch's forward is also its first
+        //    epoch's forward (no weight has changed yet), so it is not run twice; the others
+        //    are run again after the steps before them (this saves half a batch's forward over
+        //    one forward of the whole batch here plus one per minibatch in the update).
         let replies: Vec<Vec<u8>> = batch.iter().map(|e| e.assistant_mask.clone()).collect();
-        let mut fwd = self
-            .policy
-            .forward_train_constrained(&train_batch, Some(&replies))?;
-        let old_logp = fwd.logprobs.detach();
-        let old_values = fwd.values.detach().mul(&mask)?;
+        let parts = self.algo.minibatches.clamp(1, batch.len());
+        let minibatches = (0..parts)
+            .map(|part| {
+                let rows: Vec<usize> = (part..batch.len()).step_by(parts).collect();
+                Minibatch::new(&rows, &train_batch, &replies, &device)
+            })
+            .collect::<Result<Vec<_>, LearnerError>>()?;
+        let mut old_logp_rows = vec![vec![0.0; width]; batch.len()];
+        let mut old_value_rows = vec![vec![0.0; width]; batch.len()];
+        let mut first_forward = None;
+        for mb in &minibatches {
+            let fwd = self
+                .policy
+                .forward_train_constrained(&mb.batch, Some(&mb.replies))?;
+            mb.scatter(&fwd.logprobs, &mut old_logp_rows)?;
+            mb.scatter(&fwd.values, &mut old_value_rows)?;
+            first_forward.get_or_insert(fwd);
+        }
+        let as_tensor = |rows: &[Vec<f64>]| -> Result<Tensor, LearnerError> {
+            let flat: Vec<f32> = rows.iter().flatten().map(|&x| x as f32).collect();
+            Ok(Tensor::from_vec(flat, (rows.len(), width), &device)?)
+        };
+        let old_logp = as_tensor(&old_logp_rows)?;
+        let old_values = as_tensor(&old_value_rows)?.mul(&mask)?;
 
         // 4. Advantages: the episode return sits on the last assistant token.
         let token_rewards: Vec<Vec<f64>> = batch
@@ -232,10 +253,6 @@ impl Learner {
             .map(|(a, m)| a.abs() * m)
             .sum::<f64>()
             / n_tok;
-        let as_tensor = |rows: &[Vec<f64>]| -> Result<Tensor, LearnerError> {
-            let flat: Vec<f32> = rows.iter().flatten().map(|&x| x as f32).collect();
-            Ok(Tensor::from_vec(flat, (rows.len(), width), &device)?)
-        };
         let adv = as_tensor(&advantages)?;
         let ret = as_tensor(&returns)?;
         report.time_prepare_s = started.elapsed().as_secs_f64();
@@ -263,18 +280,16 @@ impl Learner {
         };
         // Each epoch walks the batch in `minibatches` optimizer steps; the rows of a minibatch
         // are strided (i, i + k, ...) so each mixes instances, and the partition is fixed, so a
-        // run stays reproducible without a shuffle. One minibatch reuses the forward pass above.
-        let parts = self.algo.minibatches.clamp(1, batch.len());
+        // run stays reproducible without a shuffle.
         let passes = (epochs * parts) as f64;
-        for epoch in 0..epochs {
-            for part in 0..parts {
-                let rows: Vec<usize> = (part..batch.len()).step_by(parts).collect();
-                let sub = Minibatch::new(&rows, &train_batch, &replies, &device)?;
-                if epoch > 0 || parts > 1 {
-                    fwd = self
+        for _ in 0..epochs {
+            for sub in &minibatches {
+                let fwd = match first_forward.take() {
+                    Some(fwd) => fwd,
+                    None => self
                         .policy
-                        .forward_train_constrained(&sub.batch, Some(&sub.replies))?;
-                }
+                        .forward_train_constrained(&sub.batch, Some(&sub.replies))?,
+                };
                 let take = |t: &Tensor| sub.take(t, fwd.logprobs.dim(1)?);
                 let (mask, adv, ret) = (take(&mask)?, take(&adv)?, take(&ret)?);
                 let (old_logp, old_values) = (take(&old_logp)?, take(&old_values)?);
@@ -347,6 +362,8 @@ struct Minibatch {
     batch: TrainBatch,
     replies: Vec<Vec<u8>>,
     rows: Tensor,
+    /// The same row indices, for writing per-minibatch results back into batch-wide rows.
+    row_ids: Vec<usize>,
 }
 
 impl Minibatch {
@@ -363,7 +380,17 @@ impl Minibatch {
             },
             replies: rows.iter().map(|&r| replies[r].clone()).collect(),
             rows: Tensor::new(ids, device)?,
+            row_ids: rows.to_vec(),
         })
+    }
+
+    /// Write this minibatch's `(rows, own width)` tensor into the batch-wide rows (the columns
+    /// past its own width stay as they are: padding).
+    fn scatter(&self, t: &Tensor, all: &mut [Vec<f64>]) -> Result<(), LearnerError> {
+        for (row, values) in self.row_ids.iter().zip(to_rows(&t.detach())?) {
+            all[*row][..values.len()].copy_from_slice(&values);
+        }
+        Ok(())
     }
 
     /// This minibatch's rows of a `(batch, width)` tensor, cut to the minibatch's own width
