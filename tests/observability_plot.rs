@@ -36,6 +36,7 @@ fn step_line(step: u64, loss: f64) -> String {
         search: Default::default(),
         validation: None,
         supervision: None,
+        replay: None,
     };
     serde_json::to_string(&line).unwrap()
 }

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use tsr::search::{Episode, EpisodeSpec, SearchCounts};
 use tsr::train::experiment::{ExperimentFile, RunResult, results_table};
-use tsr::train::plan::{Layout, Outcomes, training_specs, validation_specs};
+use tsr::train::plan::{Layout, Outcomes, replay_specs, training_specs, validation_specs};
 
 fn episode(group: usize, success: bool, ret: f64, optimal_len: Option<usize>) -> Episode {
     Episode {
@@ -90,6 +90,38 @@ fn step_plans_follow_the_seed_rule_and_never_collide() {
         validation_specs(layout, 123, 1),
         val,
         "validation is the same every time"
+    );
+}
+
+#[test]
+fn replayed_instances_follow_the_fresh_groups_of_their_step() {
+    let layout = Layout {
+        groups: 4,
+        group_size: 2,
+    };
+    let fresh = training_specs(5, layout, 10_000, 1);
+    let replayed = replay_specs(5, layout, &[10_003, 10_001], 1);
+    assert_eq!(replayed.len(), 4, "two instances, group_size episodes each");
+    assert_eq!(
+        replayed.iter().map(|s| (s.group, s.env_seed)).collect::<Vec<_>>(),
+        [(4, 10_003), (4, 10_003), (5, 10_001), (5, 10_001)],
+        "groups continue after the fresh ones and play the given seeds in order"
+    );
+    assert!(
+        fresh.iter().all(|s| s.env_seed == 10_000 + 4 * 5 + s.group as u64),
+        "the fresh groups keep the spec's seed rule"
+    );
+    let mut ids: Vec<u64> = fresh.iter().chain(&replayed).map(|s| s.id).collect();
+    let mut samples: Vec<u64> = fresh.iter().chain(&replayed).map(|s| s.sample_seed).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    samples.sort_unstable();
+    samples.dedup();
+    assert_eq!(ids.len(), 12, "replayed episodes have ids of their own");
+    assert_eq!(samples.len(), 12, "and sampling seeds of their own");
+    assert!(
+        ids.iter().all(|&id| id >> 20 == 5),
+        "within the step's id range"
     );
 }
 

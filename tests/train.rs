@@ -65,20 +65,46 @@ fn deterministic_runs_are_identical_bit_for_bit() {
 
 #[test]
 fn resume_continues_exactly_where_it_stopped() {
+    resume_matches_an_uninterrupted_run(&[]);
+}
+
+#[test]
+fn resume_replays_the_same_failed_instances() {
+    let lines = resume_matches_an_uninterrupted_run(&["train.replay_groups=2"]);
+    let train: Vec<&serde_json::Value> = lines.iter().filter(|l| l["kind"] == "train").collect();
+    let fresh = train[0]["train"]["episodes"].as_u64().expect("episodes");
+    let replayed: Vec<u64> = train
+        .iter()
+        .map(|l| l["replay"]["groups"].as_u64().expect("a replay report on every step"))
+        .collect();
+    assert_eq!(replayed[0], 0, "nothing has failed before the first step");
+    assert!(
+        replayed[1..].iter().any(|&g| g > 0),
+        "the untrained policy fails, so later steps replay: {replayed:?}"
+    );
+    for (l, g) in train.iter().zip(&replayed) {
+        let episodes = l["train"]["episodes"].as_u64().expect("episodes");
+        assert_eq!(episodes, fresh + 2 * g, "a replayed group adds group_size (2) episodes");
+        assert!(*g <= 2, "at most train.replay_groups per step");
+    }
+}
+
+/// Trains 4 steps in one go and 2 + 2 with a resume in between (deterministic mode, with the
+/// `extra` overrides) and checks both give the same weights and metrics; returns the
+/// uninterrupted run's metrics lines (timing fields removed).
+fn resume_matches_an_uninterrupted_run(extra: &[&str]) -> Vec<serde_json::Value> {
     let (a, b) = (
         tempfile::tempdir().expect("tmp"),
         tempfile::tempdir().expect("tmp"),
     );
-    let whole = train(
-        a.path(),
-        &["train.steps=4", "train.checkpoint_every=2"],
-        &["--deterministic"],
-    );
-    let half = train(
-        b.path(),
-        &["train.steps=2", "train.checkpoint_every=2"],
-        &["--deterministic"],
-    );
+    let with = |steps: &'static str| -> Vec<&str> {
+        [steps, "train.checkpoint_every=2"]
+            .into_iter()
+            .chain(extra.iter().copied())
+            .collect()
+    };
+    let whole = train(a.path(), &with("train.steps=4"), &["--deterministic"]);
+    let half = train(b.path(), &with("train.steps=2"), &["--deterministic"]);
     let mut cmd = tsr();
     cmd.args(["train", "--deterministic", "--resume"])
         .arg(&half)
@@ -117,6 +143,7 @@ fn resume_continues_exactly_where_it_stopped() {
         strip_version_free(&half),
         "same per-step metrics"
     );
+    metrics_without_timing(&whole)
 }
 
 #[test]

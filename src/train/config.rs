@@ -61,6 +61,12 @@ pub struct TrainSection {
     /// up to env.max_actions_per_turn actions) and train only the tokens where the model had a
     /// choice. For from-scratch models on the grid tasks with a compact prompt form.
     pub constrained_reply: bool,
+    /// Instances replayed per step besides the `env_groups` fresh ones: instances whose
+    /// training episodes failed (fewer than half succeeded) earlier in the run, oldest first
+    /// (0 = off; see src/train/replay.rs).
+    pub replay_groups: usize,
+    /// Times one failed instance is replayed at most.
+    pub replay_max: u32,
 }
 
 impl Default for TrainSection {
@@ -89,6 +95,8 @@ impl Default for TrainSection {
             format_warmup_batch: 16,
             format_warmup_lr: 1e-3,
             constrained_reply: false,
+            replay_groups: 0,
+            replay_max: 2,
         }
     }
 }
@@ -121,6 +129,8 @@ impl Section for TrainSection {
         );
         issues.range(&format!("{p}.keep_last"), self.keep_last, 1, 1000);
         issues.range(&format!("{p}.policy_lag"), self.policy_lag, 0, 16);
+        issues.range(&format!("{p}.replay_groups"), self.replay_groups, 0, 100_000);
+        issues.range(&format!("{p}.replay_max"), self.replay_max, 1, 1000);
         issues.range(
             &format!("{p}.max_skipped_in_row"),
             self.max_skipped_in_row,

@@ -10,7 +10,8 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 
 use super::learner::UpdateReport;
-use super::plan::{Layout, Outcomes, training_specs, validation_specs};
+use super::plan::{Layout, Outcomes, replay_specs, training_specs, validation_specs};
+use super::replay::{ReplayQueue, ReplayReport};
 use super::run_dir::RunDir;
 use crate::config::Config;
 use crate::policy::Sampling;
@@ -54,6 +55,10 @@ pub struct TrainState {
     pub skipped_in_row: u64,
     /// Hash of the resolved config, to warn when a resume uses a different one.
     pub config_hash: String,
+    /// Failed instances waiting to be replayed (`train.replay_groups`); absent from
+    /// checkpoints written before replay existed, which start with an empty queue.
+    #[serde(default)]
+    pub replay: ReplayQueue,
 }
 
 /// One line of `metrics.jsonl`.
@@ -80,6 +85,10 @@ pub struct StepLine {
     /// Totals of this process so far (actor mode): proof that faults lost no episode.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub supervision: Option<crate::faults::SupervisionCounts>,
+    /// Replayed failed instances (only when `train.replay_groups` > 0; their episodes are also
+    /// counted in `train`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replay: Option<ReplayReport>,
 }
 
 /// Search accounting of one step: tokens generated for search vs kept, forks, candidates.
@@ -183,7 +192,12 @@ struct Pending {
     turns: usize,
     steps: usize,
     search: SearchAccounting,
+    replay: Option<ReplayReport>,
 }
+
+/// The replay queue holds this many steps' worth of `train.replay_groups`: failures older than
+/// that were made by a policy that has since moved on.
+const REPLAY_QUEUE_STEPS: usize = 4;
 
 /// Run training from `state` to `config.train.steps`, logging into `run`.
 pub fn train_loop(
@@ -222,9 +236,18 @@ pub fn train_loop(
             finish(backend, config, run, &mut state, p, started, on_step)?;
         }
         let t = Instant::now();
-        let specs = training_specs(step, layout, tc.train_seed, config.run.seed);
+        let mut specs = training_specs(step, layout, tc.train_seed, config.run.seed);
+        let replayed = state.replay.take(tc.replay_groups);
+        let replay_seeds: Vec<u64> = replayed.iter().map(|e| e.env_seed).collect();
+        specs.extend(replay_specs(step, layout, &replay_seeds, config.run.seed));
         let episodes = backend.rollouts(&specs, sampling_for_training(config), true)?;
         let rollout_s = t.elapsed().as_secs_f64();
+        let replay = (tc.replay_groups > 0).then(|| {
+            let capacity = REPLAY_QUEUE_STEPS * tc.replay_groups;
+            state
+                .replay
+                .record(&episodes, layout.groups, &replayed, tc.replay_max, capacity)
+        });
         crate::metrics::record_episodes(&episodes, rollout_s, true);
         if tc.samples_every > 0 && step.is_multiple_of(tc.samples_every) {
             run.write_samples(step, &episodes[..episodes.len().min(tc.samples_per_file)])?;
@@ -244,6 +267,7 @@ pub fn train_loop(
                 .map(|t| t.actions.len())
                 .sum(),
             search: SearchAccounting::of(&episodes),
+            replay,
         };
         backend.start_update(episodes)?;
         pending = Some(p);
@@ -331,6 +355,7 @@ fn finish(
         update,
         validation: None,
         supervision: backend.supervision(),
+        replay: p.replay,
     };
     run.log_metrics(&line)?;
     crate::metrics::record_step(&line);

@@ -4,6 +4,7 @@
 pub mod bench;
 pub mod config;
 pub mod plan;
+pub mod replay;
 pub mod run_dir;
 
 pub use config::{ActorsSection, MetricsSection, TrainSection};

@@ -30,8 +30,27 @@ pub fn training_specs(
 ) -> Vec<EpisodeSpec> {
     specs(
         step * STRIDE,
-        layout,
+        0..layout.groups,
+        layout.group_size,
         |g| train_seed + layout.groups as u64 * step + g as u64,
+        run_seed,
+    )
+}
+
+/// The instances training step `step` replays besides its fresh ones (`train.replay_groups`,
+/// see [`super::replay`]): groups `layout.groups + j` play `env_seeds[j]`, with episode ids and
+/// sampling seeds continuing the fresh groups'.
+pub fn replay_specs(
+    step: u64,
+    layout: Layout,
+    env_seeds: &[u64],
+    run_seed: u64,
+) -> Vec<EpisodeSpec> {
+    specs(
+        step * STRIDE,
+        layout.groups..layout.groups + env_seeds.len(),
+        layout.group_size,
+        |g| env_seeds[g - layout.groups],
         run_seed,
     )
 }
@@ -41,7 +60,8 @@ pub fn training_specs(
 pub fn validation_specs(layout: Layout, val_seed: u64, run_seed: u64) -> Vec<EpisodeSpec> {
     specs(
         VALIDATION_BASE,
-        layout,
+        0..layout.groups,
+        layout.group_size,
         |g| val_seed + g as u64,
         run_seed ^ 0x5_EED0_F7A1,
     )
@@ -49,14 +69,15 @@ pub fn validation_specs(layout: Layout, val_seed: u64, run_seed: u64) -> Vec<Epi
 
 fn specs(
     base: u64,
-    layout: Layout,
+    groups: std::ops::Range<usize>,
+    group_size: usize,
     env_seed: impl Fn(usize) -> u64,
     run_seed: u64,
 ) -> Vec<EpisodeSpec> {
-    let mut out = Vec::with_capacity(layout.groups * layout.group_size);
-    for group in 0..layout.groups {
-        for k in 0..layout.group_size {
-            let id = base + (group * layout.group_size + k) as u64;
+    let mut out = Vec::with_capacity(groups.len() * group_size);
+    for group in groups {
+        for k in 0..group_size {
+            let id = base + (group * group_size + k) as u64;
             out.push(EpisodeSpec {
                 id,
                 group,
