@@ -303,7 +303,7 @@ mod tests {
             search: Default::default(),
             validation: None,
             supervision: None,
-        replay: None,
+            replay: None,
         };
         p.on_step(&line);
         let s = p.shared.snapshot.lock().unwrap().0.clone();

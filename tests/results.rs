@@ -103,16 +103,25 @@ fn replayed_instances_follow_the_fresh_groups_of_their_step() {
     let replayed = replay_specs(5, layout, &[10_003, 10_001], 1);
     assert_eq!(replayed.len(), 4, "two instances, group_size episodes each");
     assert_eq!(
-        replayed.iter().map(|s| (s.group, s.env_seed)).collect::<Vec<_>>(),
+        replayed
+            .iter()
+            .map(|s| (s.group, s.env_seed))
+            .collect::<Vec<_>>(),
         [(4, 10_003), (4, 10_003), (5, 10_001), (5, 10_001)],
         "groups continue after the fresh ones and play the given seeds in order"
     );
     assert!(
-        fresh.iter().all(|s| s.env_seed == 10_000 + 4 * 5 + s.group as u64),
+        fresh
+            .iter()
+            .all(|s| s.env_seed == 10_000 + 4 * 5 + s.group as u64),
         "the fresh groups keep the spec's seed rule"
     );
     let mut ids: Vec<u64> = fresh.iter().chain(&replayed).map(|s| s.id).collect();
-    let mut samples: Vec<u64> = fresh.iter().chain(&replayed).map(|s| s.sample_seed).collect();
+    let mut samples: Vec<u64> = fresh
+        .iter()
+        .chain(&replayed)
+        .map(|s| s.sample_seed)
+        .collect();
     ids.sort_unstable();
     ids.dedup();
     samples.sort_unstable();

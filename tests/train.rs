@@ -75,7 +75,11 @@ fn resume_replays_the_same_failed_instances() {
     let fresh = train[0]["train"]["episodes"].as_u64().expect("episodes");
     let replayed: Vec<u64> = train
         .iter()
-        .map(|l| l["replay"]["groups"].as_u64().expect("a replay report on every step"))
+        .map(|l| {
+            l["replay"]["groups"]
+                .as_u64()
+                .expect("a replay report on every step")
+        })
         .collect();
     assert_eq!(replayed[0], 0, "nothing has failed before the first step");
     assert!(
@@ -84,7 +88,11 @@ fn resume_replays_the_same_failed_instances() {
     );
     for (l, g) in train.iter().zip(&replayed) {
         let episodes = l["train"]["episodes"].as_u64().expect("episodes");
-        assert_eq!(episodes, fresh + 2 * g, "a replayed group adds group_size (2) episodes");
+        assert_eq!(
+            episodes,
+            fresh + 2 * g,
+            "a replayed group adds group_size (2) episodes"
+        );
         assert!(*g <= 2, "at most train.replay_groups per step");
     }
 }

@@ -129,7 +129,12 @@ impl Section for TrainSection {
         );
         issues.range(&format!("{p}.keep_last"), self.keep_last, 1, 1000);
         issues.range(&format!("{p}.policy_lag"), self.policy_lag, 0, 16);
-        issues.range(&format!("{p}.replay_groups"), self.replay_groups, 0, 100_000);
+        issues.range(
+            &format!("{p}.replay_groups"),
+            self.replay_groups,
+            0,
+            100_000,
+        );
         issues.range(&format!("{p}.replay_max"), self.replay_max, 1, 1000);
         issues.range(
             &format!("{p}.max_skipped_in_row"),

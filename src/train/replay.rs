@@ -64,10 +64,11 @@ impl ReplayQueue {
         max_replays: u32,
         capacity: usize,
     ) -> ReplayReport {
-        let mut groups: std::collections::BTreeMap<usize, (u64, usize, usize)> =
-            Default::default();
+        let mut groups: std::collections::BTreeMap<usize, (u64, usize, usize)> = Default::default();
         for e in episodes {
-            let g = groups.entry(e.spec.group).or_insert((e.spec.env_seed, 0, 0));
+            let g = groups
+                .entry(e.spec.group)
+                .or_insert((e.spec.env_seed, 0, 0));
             g.1 += usize::from(e.success);
             g.2 += 1;
         }
@@ -136,7 +137,10 @@ mod tests {
         assert_eq!(r.waiting, 2);
         assert_eq!(r.success_rate, None);
         let taken = q.take(5);
-        assert_eq!(taken.iter().map(|e| e.env_seed).collect::<Vec<_>>(), [101, 102]);
+        assert_eq!(
+            taken.iter().map(|e| e.env_seed).collect::<Vec<_>>(),
+            [101, 102]
+        );
         assert!(taken.iter().all(|e| e.replays == 0));
         assert!(q.waiting.is_empty());
     }
@@ -144,13 +148,34 @@ mod tests {
     #[test]
     fn a_replayed_instance_returns_until_its_replays_are_spent() {
         let mut q = ReplayQueue::default();
-        let first = [Entry { env_seed: 7, replays: 0 }];
+        let first = [Entry {
+            env_seed: 7,
+            replays: 0,
+        }];
         // Played again as group 1 (after one fresh group) and failed again: queued once more.
-        q.record(&[episode(0, 1, true), episode(1, 7, false)], 1, &first, 2, 10);
+        q.record(
+            &[episode(0, 1, true), episode(1, 7, false)],
+            1,
+            &first,
+            2,
+            10,
+        );
         let again = q.take(1);
-        assert_eq!(again, [Entry { env_seed: 7, replays: 1 }]);
+        assert_eq!(
+            again,
+            [Entry {
+                env_seed: 7,
+                replays: 1
+            }]
+        );
         // Failing its second replay spends it.
-        let r = q.record(&[episode(0, 2, true), episode(1, 7, false)], 1, &again, 2, 10);
+        let r = q.record(
+            &[episode(0, 2, true), episode(1, 7, false)],
+            1,
+            &again,
+            2,
+            10,
+        );
         assert_eq!(r.waiting, 0);
         assert_eq!(r.success_rate, Some(0.0));
     }
@@ -166,10 +191,16 @@ mod tests {
             episode(1, 11, false),
         ];
         q.record(&eps, 2, &[], 1, 10);
-        assert_eq!(q.waiting.iter().map(|e| e.env_seed).collect::<Vec<_>>(), [11]);
+        assert_eq!(
+            q.waiting.iter().map(|e| e.env_seed).collect::<Vec<_>>(),
+            [11]
+        );
         let more: Vec<Episode> = (0..3).map(|g| episode(g, 20 + g as u64, false)).collect();
         let r = q.record(&more, 3, &[], 1, 2);
         assert_eq!(r.waiting, 2);
-        assert_eq!(q.waiting.iter().map(|e| e.env_seed).collect::<Vec<_>>(), [21, 22]);
+        assert_eq!(
+            q.waiting.iter().map(|e| e.env_seed).collect::<Vec<_>>(),
+            [21, 22]
+        );
     }
 }
