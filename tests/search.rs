@@ -29,6 +29,7 @@ fn best_of_n_commits_the_candidate_that_scores_best() {
     };
     let mut chooser = BestOfN {
         n: 4,
+        explore: 0,
         scorer: Scorer::reward_only(),
     };
     let ep = play_episode(
@@ -65,6 +66,55 @@ fn best_of_n_commits_the_candidate_that_scores_best() {
 }
 
 #[test]
+fn exploration_replies_find_the_move_the_policy_never_proposes() {
+    // The goal is right of the start, a hole below it; the policy only ever answers Down.
+    let play = |explore: usize| {
+        let mut env =
+            TaskEnv::FrozenLake(FrozenLake::from_map("SGF/HFF/FFF", 1.0).expect("valid map"));
+        let mut sampler = Scripted {
+            script: |_, _| vec![answer("Down"), answer("Down")],
+            calls: vec![],
+        };
+        let mut chooser = BestOfN {
+            n: 2,
+            explore,
+            scorer: Scorer::reward_only(),
+        };
+        play_episode(
+            &mut env,
+            spec(),
+            &settings(5),
+            &mut chooser,
+            &mut sampler,
+            &CharCodec,
+        )
+        .expect("episode")
+    };
+    let plain = play(0);
+    assert_eq!(plain.turns[0].reply, answer("Down"));
+    assert!(!plain.success, "without exploration the hole is the only candidate");
+    let explored = play(16);
+    assert_eq!(
+        explored.turns[0].reply,
+        answer("Right"),
+        "a random reply reaching the goal scores best (one action per turn here)"
+    );
+    assert!(explored.success);
+    assert_eq!(explored.search.extra_candidates, 2 + 16 - 1);
+    let sampled = 2 * (answer("Down").chars().count() + 1);
+    assert_eq!(
+        explored.generated_tokens, sampled,
+        "random replies are candidates, not generated tokens"
+    );
+    assert_eq!(explored.search.discarded_tokens, sampled);
+    assert_eq!(
+        play(16).turns[0].reply,
+        explored.turns[0].reply,
+        "the random replies derive from the turn's seed"
+    );
+}
+
+#[test]
 fn heuristic_scorer_prefers_progress_over_a_tie() {
     let mut env = corridor(1.0);
     let mut sampler = Scripted {
@@ -79,7 +129,11 @@ fn heuristic_scorer_prefers_progress_over_a_tie() {
         potential: Potential::Heuristic,
         stochastic: Stochastic::Shared,
     };
-    let mut chooser = BestOfN { n: 2, scorer };
+    let mut chooser = BestOfN {
+        n: 2,
+        explore: 0,
+        scorer,
+    };
     let ep = play_episode(
         &mut env,
         spec(),
@@ -143,6 +197,7 @@ fn lookahead_continues_each_candidate_exactly_depth_turns() {
         };
         let mut chooser = Lookahead {
             m: 3,
+            explore: 0,
             depth,
             scorer: Scorer::reward_only(),
         };
@@ -281,6 +336,7 @@ fn validation_never_searches() {
     for strategy in [
         Strategy::BestOfN {
             n: 4,
+            explore: 0,
             scorer: Scorer::reward_only(),
         },
         Strategy::Beam {
@@ -290,6 +346,7 @@ fn validation_never_searches() {
         },
         Strategy::Lookahead {
             m: 3,
+            explore: 0,
             depth: 1,
             scorer: Scorer::reward_only(),
         },

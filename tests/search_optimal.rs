@@ -32,6 +32,7 @@ fn success_with_every_reply(lake: &FrozenLake, potential: Potential, episodes: u
         };
         let mut chooser = BestOfN {
             n: 4,
+            explore: 0,
             scorer: scorer(potential),
         };
         let spec = EpisodeSpec {
@@ -98,6 +99,7 @@ fn the_optimal_scorer_breaks_a_tie_the_box_heuristic_cannot() {
         };
         let mut chooser = BestOfN {
             n: 2,
+            explore: 0,
             scorer: scorer(potential),
         };
         let spec = EpisodeSpec {
@@ -128,6 +130,19 @@ fn the_optimal_scorer_is_refused_for_a_task_without_an_exact_value() {
     assert!(err.to_string().contains("search.scorer"), "{err}");
     let sokoban = ["env.task=\"sokoban\"", "search.scorer=\"optimal\""].map(String::from);
     Config::load(None, &sokoban).expect("sokoban has one");
+}
+
+#[test]
+fn exploration_is_refused_outside_the_per_turn_searches() {
+    for kind in ["none", "beam", "best_of_n_trajectory", "select"] {
+        let overrides = [format!("search.kind=\"{kind}\""), "search.explore=2".into()];
+        let err = Config::load(None, &overrides).expect_err("no per-turn candidates to add to");
+        assert!(err.to_string().contains("search.explore"), "{kind}: {err}");
+    }
+    for kind in ["best_of_n", "lookahead"] {
+        let overrides = [format!("search.kind=\"{kind}\""), "search.explore=2".into()];
+        Config::load(None, &overrides).expect("a per-turn search takes random replies");
+    }
 }
 
 #[test]

@@ -46,6 +46,13 @@ pub struct SearchSection {
     pub stochastic: String,
     /// Simulations per candidate in independent mode.
     pub simulations: usize,
+    /// best_of_n and lookahead: besides the `n` policy samples, this many well-formed replies
+    /// with uniformly random valid actions join every turn's candidates (0 = none), so the
+    /// search can still find a move the policy has stopped proposing (a policy that has
+    /// collapsed onto the moves toward the goal never samples the detour around a hole). Ties
+    /// go to the policy's samples; the random replies count as candidates, not as generated
+    /// tokens. For compact prompt forms (a chat-form reply without its thinking is invalid).
+    pub explore: usize,
 }
 
 impl Default for SearchSection {
@@ -61,6 +68,7 @@ impl Default for SearchSection {
             heuristic_weight: 0.5,
             stochastic: "shared".into(),
             simulations: 4,
+            explore: 0,
         }
     }
 }
@@ -103,6 +111,13 @@ impl Section for SearchSection {
             "shared or independent",
         );
         issues.range(&key("simulations"), self.simulations, 1, 1024);
+        issues.range(&key("explore"), self.explore, 0, 256);
+        issues.check(
+            self.explore == 0 || ["best_of_n", "lookahead"].contains(&self.kind.as_str()),
+            &key("explore"),
+            self.explore,
+            "0 unless kind is best_of_n or lookahead (the per-turn searches)",
+        );
     }
 }
 

@@ -5,6 +5,9 @@
 use crate::env::TaskEnv;
 use std::time::Instant;
 
+use rand::{RngExt, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
 use super::beam::{best_trajectory, play_beam};
 use super::episode::{Candidate, Choice, EpisodeState, SearchCounts, turn_seed};
 use super::score::{NO_VALID_ACTION, Potential, Scorer, Stochastic};
@@ -22,6 +25,7 @@ pub enum Strategy {
     Plain,
     BestOfN {
         n: usize,
+        explore: usize,
         scorer: Scorer,
     },
     BestOfNTrajectory {
@@ -34,6 +38,7 @@ pub enum Strategy {
     },
     Lookahead {
         m: usize,
+        explore: usize,
         depth: usize,
         scorer: Scorer,
     },
@@ -62,7 +67,11 @@ impl Strategy {
             },
         };
         match s.kind.as_str() {
-            "best_of_n" => Strategy::BestOfN { n: s.n, scorer },
+            "best_of_n" => Strategy::BestOfN {
+                n: s.n,
+                explore: s.explore,
+                scorer,
+            },
             "best_of_n_trajectory" => Strategy::BestOfNTrajectory { n: s.n },
             "beam" => Strategy::Beam {
                 width: s.width,
@@ -71,6 +80,7 @@ impl Strategy {
             },
             "lookahead" => Strategy::Lookahead {
                 m: s.n,
+                explore: s.explore,
                 depth: s.depth,
                 scorer,
             },
@@ -107,23 +117,33 @@ impl Strategy {
             (false, _) | (true, Strategy::Plain) => {
                 play_episode(env, spec, settings, &mut PlainSampling, sampler, codec)
             }
-            (true, Strategy::BestOfN { n, scorer }) => play_episode(
+            (true, Strategy::BestOfN { n, explore, scorer }) => play_episode(
                 env,
                 spec,
                 settings,
                 &mut BestOfN {
                     n: *n,
+                    explore: *explore,
                     scorer: *scorer,
                 },
                 sampler,
                 codec,
             ),
-            (true, Strategy::Lookahead { m, depth, scorer }) => play_episode(
+            (
+                true,
+                Strategy::Lookahead {
+                    m,
+                    explore,
+                    depth,
+                    scorer,
+                },
+            ) => play_episode(
                 env,
                 spec,
                 settings,
                 &mut Lookahead {
                     m: *m,
+                    explore: *explore,
                     depth: *depth,
                     scorer: *scorer,
                 },
@@ -156,18 +176,57 @@ pub fn argmax_first(scores: &[f64]) -> usize {
     best
 }
 
-/// The turn's `n` candidates (sharing the prompt) and one fork of the real environment that
-/// every candidate is tried from; also the turn's seed.
+/// A well-formed reply with 1 to `max_actions` uniformly random valid actions, token for
+/// token what the constrained decoder writes for it (end-of-turn included). Its log-probs are
+/// 0: nothing sampled it, and the learner recomputes every trained token's log-prob.
+pub fn random_reply(
+    rng: &mut ChaCha8Rng,
+    actions: &[String],
+    max_actions: usize,
+    codec: &dyn Codec,
+) -> Result<Candidate, SampleError> {
+    let k = rng.random_range(1..=max_actions.max(1));
+    let parts: Vec<&str> = (0..k)
+        .map(|_| actions[rng.random_range(0..actions.len())].as_str())
+        .collect();
+    let mut tokens = codec.encode(&super::answer_text(&parts))?;
+    tokens.push(codec.end_of_turn());
+    Ok(Candidate {
+        logprobs: vec![0.0; tokens.len()],
+        tokens,
+        finished: true,
+    })
+}
+
+/// A turn's candidates (sharing the prompt): the policy's `n` samples, then `explore` random
+/// replies (see `search.explore`); how many of them the policy sampled; one fork of the real
+/// environment that every candidate is tried from; and the turn's seed.
 fn candidates_and_base(
     env: &dyn EnvHandle,
     state: &EpisodeState,
-    n: usize,
+    settings: &EpisodeSettings,
+    (n, explore): (usize, usize),
     sampler: &mut dyn Sampler,
-) -> Result<(u64, Vec<Candidate>, crate::env::TaskEnv), SampleError> {
+    codec: &dyn Codec,
+) -> Result<(u64, Vec<Candidate>, usize, crate::env::TaskEnv), SampleError> {
     let seed = turn_seed(state.spec().sample_seed, state.turn() + 1);
-    let cands = sampler.sample(state.tokens(), n, seed)?;
-    Ok((seed, cands, env.fork()?))
+    let mut cands = sampler.sample(state.tokens(), n, seed)?;
+    let sampled = cands.len();
+    if explore > 0 {
+        let actions = env.action_names();
+        if !actions.is_empty() {
+            let mut rng = ChaCha8Rng::seed_from_u64(seed ^ EXPLORE_STREAM);
+            let max_actions = settings.rules.max_actions_per_turn;
+            for _ in 0..explore {
+                cands.push(random_reply(&mut rng, &actions, max_actions, codec)?);
+            }
+        }
+    }
+    Ok((seed, cands, sampled, env.fork()?))
 }
+
+/// Separates the exploration replies' draws from the turn's sampling seed.
+const EXPLORE_STREAM: u64 = 0xE8_91_03_E5;
 
 fn no_candidate() -> SampleError {
     SampleError::Failed("sampler returned no candidate".into())
@@ -177,6 +236,8 @@ fn no_candidate() -> SampleError {
 /// committed.
 pub struct BestOfN {
     pub n: usize,
+    /// Random replies added to the `n` samples (`search.explore`).
+    pub explore: usize,
     pub scorer: Scorer,
 }
 
@@ -190,7 +251,8 @@ impl TurnChooser for BestOfN {
         codec: &dyn Codec,
     ) -> Result<Choice, SampleError> {
         let t0 = Instant::now();
-        let (seed, cands, base) = candidates_and_base(env, state, self.n, sampler)?;
+        let (seed, cands, sampled, base) =
+            candidates_and_base(env, state, settings, (self.n, self.explore), sampler, codec)?;
         let mut forks = 1;
         let scores: Vec<f64> = cands
             .iter()
@@ -208,23 +270,31 @@ impl TurnChooser for BestOfN {
                 scored.score
             })
             .collect();
-        finish_choice(cands, &scores, forks, t0)
+        finish_choice(cands, sampled, &scores, forks, t0)
     }
 }
 
+/// Commit the best-scoring of `cands`, of which the first `sampled` came from the policy (the
+/// rest are random exploration replies, which cost no generated tokens).
 fn finish_choice(
     cands: Vec<Candidate>,
+    sampled: usize,
     scores: &[f64],
     forks: usize,
     t0: Instant,
 ) -> Result<Choice, SampleError> {
     let best = argmax_first(scores);
-    let generated: usize = cands.iter().map(|c| c.tokens.len()).sum();
+    let generated: usize = cands.iter().take(sampled).map(|c| c.tokens.len()).sum();
     let candidate = cands.into_iter().nth(best).ok_or_else(no_candidate)?;
+    let kept = if best < sampled {
+        candidate.tokens.len()
+    } else {
+        0
+    };
     let counts = SearchCounts {
         extra_candidates: scores.len().saturating_sub(1),
         forks,
-        discarded_tokens: generated - candidate.tokens.len(),
+        discarded_tokens: generated - kept,
         seconds: t0.elapsed().as_secs_f64(),
     };
     Ok(Choice {
@@ -248,6 +318,8 @@ struct Branch {
 /// continuation's. The best candidate is committed; the continuations are thrown away.
 pub struct Lookahead {
     pub m: usize,
+    /// Random replies added to the `m` samples (`search.explore`).
+    pub explore: usize,
     pub depth: usize,
     pub scorer: Scorer,
 }
@@ -262,7 +334,8 @@ impl TurnChooser for Lookahead {
         codec: &dyn Codec,
     ) -> Result<Choice, SampleError> {
         let t0 = Instant::now();
-        let (seed, cands, base) = candidates_and_base(env, state, self.m, sampler)?;
+        let (seed, cands, sampled, base) =
+            candidates_and_base(env, state, settings, (self.m, self.explore), sampler, codec)?;
         let (mut forks, mut extra_tokens) = (1usize, 0usize);
         let mut branches = Vec::with_capacity(cands.len());
         for cand in &cands {
@@ -319,7 +392,7 @@ impl TurnChooser for Lookahead {
             }
         }
         let scores: Vec<f64> = branches.iter().map(|b| b.score).collect();
-        let mut choice = finish_choice(cands, &scores, forks, t0)?;
+        let mut choice = finish_choice(cands, sampled, &scores, forks, t0)?;
         choice.generated += extra_tokens;
         choice.counts.discarded_tokens += extra_tokens;
         Ok(choice)

@@ -6,12 +6,13 @@
 //! learned by RL. `model.format_warmup_steps = 0` turns it off (pretrained chat models need none).
 
 use candle_core::{DType, Tensor};
-use rand::{RngExt, SeedableRng};
+use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 use crate::env::TaskEnv;
 use crate::policy::{Policy, PolicyOptimizer, TrainBatch};
 use crate::search::episode::{Candidate, Codec, SampleError, Sampler};
+use crate::search::strategy::random_reply;
 use crate::search::{EpisodeSettings, EpisodeSpec, PlainSampling, play_episode};
 
 /// A sampler that writes well-formed replies with uniformly random valid actions.
@@ -30,19 +31,7 @@ impl Sampler for RandomReplies<'_> {
         _seed: u64,
     ) -> Result<Vec<Candidate>, SampleError> {
         (0..n)
-            .map(|_| {
-                let k = self.rng.random_range(1..=self.max_actions);
-                let parts: Vec<&str> = (0..k)
-                    .map(|_| self.actions[self.rng.random_range(0..self.actions.len())].as_str())
-                    .collect();
-                let mut tokens = self.codec.encode(&crate::search::answer_text(&parts))?;
-                tokens.push(self.codec.end_of_turn());
-                Ok(Candidate {
-                    logprobs: vec![0.0; tokens.len()],
-                    tokens,
-                    finished: true,
-                })
-            })
+            .map(|_| random_reply(&mut self.rng, &self.actions, self.max_actions, self.codec))
             .collect()
     }
     fn policy_version(&self) -> u64 {
