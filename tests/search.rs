@@ -92,7 +92,10 @@ fn exploration_replies_find_the_move_the_policy_never_proposes() {
     };
     let plain = play(0);
     assert_eq!(plain.turns[0].reply, answer("Down"));
-    assert!(!plain.success, "without exploration the hole is the only candidate");
+    assert!(
+        !plain.success,
+        "without exploration the hole is the only candidate"
+    );
     let explored = play(16);
     assert_eq!(
         explored.turns[0].reply,
