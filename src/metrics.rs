@@ -45,6 +45,8 @@ pub const SEARCH_SECONDS: &str = "tsr_episode_search_seconds";
 pub const SEARCH_TIME_SHARE: &str = "tsr_search_time_ratio";
 pub const CHECKPOINT_AGE: &str = "tsr_checkpoint_age_seconds";
 pub const ACTOR_RESTARTS: &str = "tsr_actor_restarts_total";
+pub const REPLAYED: &str = "tsr_replayed_instances_total";
+pub const REPLAY_WAITING: &str = "tsr_replay_waiting";
 
 /// Label values, listed once so that [`init_series`] creates exactly the series the code fills.
 /// Roles with a queue someone fills (env actors answer at once: their mailboxes stay empty).
@@ -169,6 +171,14 @@ pub fn describe() {
         ACTOR_RESTARTS,
         "Actor work restarted after a failure, by role."
     );
+    describe_counter!(
+        REPLAYED,
+        "Failed instances played again (train.replay_groups); 0 when replay is off."
+    );
+    describe_gauge!(
+        REPLAY_WAITING,
+        "Failed instances waiting to be replayed after the last step."
+    );
     metrics::gauge!(BUILD_INFO, "version" => env!("CARGO_PKG_VERSION")).set(1.0);
 }
 
@@ -207,7 +217,7 @@ pub fn init_series(task: &str, search_kind: &str) {
     for kind in LOSS_KINDS {
         metrics::gauge!(LOSS, "kind" => kind).set(0.0);
     }
-    for name in [TRAIN_STEPS, SKIPPED_STEPS] {
+    for name in [TRAIN_STEPS, SKIPPED_STEPS, REPLAYED] {
         metrics::counter!(name).absolute(0);
     }
     for name in [
@@ -221,6 +231,7 @@ pub fn init_series(task: &str, search_kind: &str) {
         VALIDATION_SUCCESS,
         VALIDATION_RETURN,
         CHECKPOINT_AGE,
+        REPLAY_WAITING,
     ] {
         metrics::gauge!(name).set(0.0);
     }
@@ -265,7 +276,7 @@ pub fn serve(addr: &str) -> Result<Option<SocketAddr>, String> {
 }
 
 /// Every metric name above, for tests that compare dashboards and live output against them.
-pub const ALL: [&str; 32] = [
+pub const ALL: [&str; 34] = [
     BUILD_INFO,
     RUN_INFO,
     ENV_STEPS,
@@ -298,4 +309,6 @@ pub const ALL: [&str; 32] = [
     SEARCH_TIME_SHARE,
     CHECKPOINT_AGE,
     ACTOR_RESTARTS,
+    REPLAYED,
+    REPLAY_WAITING,
 ];

@@ -131,6 +131,8 @@ fn live_smoke_run_passes_promtool_and_feeds_every_dashboard_panel() {
             .args(["train", "--config", smoke])
             .args(["-c", "train.steps=2", "-c", "train.format_warmup_steps=0"])
             .args(["-c", "train.val_groups=2", "-c", "metrics.linger_s=120"])
+            // Replay on, so that its series carry the run's own figures (checked below).
+            .args(["-c", "train.replay_groups=1"])
             .arg("-c")
             .arg(format!("metrics.listen=\"{trainer_addr}\""))
             .arg("-c")
@@ -175,6 +177,27 @@ fn live_smoke_run_passes_promtool_and_feeds_every_dashboard_panel() {
         out.status.success() && complaints.trim().is_empty(),
         "promtool check metrics: {complaints}\n{text}"
     );
+
+    // The replay series say what the run's metrics.jsonl says (an untrained policy fails
+    // some instance of its first step, so its second step replays one).
+    let plots = plots.unwrap();
+    let lines = std::fs::read_to_string(plots.parent().unwrap().join("metrics.jsonl")).unwrap();
+    let replay: Vec<serde_json::Value> = lines
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["kind"] == "train")
+        .map(|v| v["replay"].clone())
+        .collect();
+    let replayed: u64 = replay.iter().map(|r| r["groups"].as_u64().unwrap()).sum();
+    assert!(replayed > 0, "nothing replayed: {replay:?}");
+    let served = |name: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.trim().parse::<f64>().ok())
+            .unwrap_or_else(|| panic!("{name} not served:\n{text}"))
+    };
+    assert_eq!(served(tsr::metrics::REPLAYED), replayed as f64);
+    let waiting = replay.last().unwrap()["waiting"].as_f64().unwrap();
+    assert_eq!(served(tsr::metrics::REPLAY_WAITING), waiting);
 
     let has_type = |name: &str| text.contains(&format!("# TYPE {name} "));
     let missing: Vec<_> = tsr::metrics::ALL.iter().filter(|n| !has_type(n)).collect();

@@ -17,6 +17,9 @@ pub use advantages::{
     Batch, GaeOutput, GaeVariant, GrpoOutput, Whitened, gae, gae_variant, grpo_advantages,
     grpo_scalars, masked_mean, masked_sum, masked_var, masked_whiten,
 };
+/// Plain mean and unbiased spread, shared with the experiment's summaries so that the table and
+/// the curves use the same definition as GRPO's group statistics.
+pub(crate) use advantages::{mean, unbiased_std};
 pub use config::{AlgoConfig, AlgoKind};
 pub use filter::{filter_and_select, filter_groups, groups_to_keep, select_trajectories};
 pub use loss::{

@@ -86,6 +86,10 @@ pub fn record_episodes(episodes: &[Episode], wall_s: f64, train: bool) {
 pub fn record_step(line: &StepLine) {
     crate::train::report_update(&line.update);
     metrics::gauge!(POLICY_VERSION, "role" => "learner").set(line.version as f64);
+    if let Some(replay) = &line.replay {
+        metrics::counter!(REPLAYED).increment(replay.groups as u64);
+        metrics::gauge!(REPLAY_WAITING).set(replay.waiting as f64);
+    }
 }
 
 fn now_ms() -> u64 {

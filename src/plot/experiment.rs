@@ -27,15 +27,8 @@ fn over_seeds(curves: &[&[(u64, f64)]]) -> (Vec<(f64, f64)>, Vec<(f64, f64)>) {
     }
     let (mut mean, mut std) = (Vec::new(), Vec::new());
     for (step, xs) in at.into_iter().filter(|(_, xs)| xs.len() == curves.len()) {
-        let n = xs.len() as f64;
-        let m = xs.iter().sum::<f64>() / n;
-        let var = if xs.len() > 1 {
-            xs.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (n - 1.0)
-        } else {
-            0.0
-        };
-        mean.push((step as f64, m));
-        std.push((step as f64, var.sqrt()));
+        mean.push((step as f64, crate::algo::mean(&xs)));
+        std.push((step as f64, crate::algo::unbiased_std(&xs)));
     }
     (mean, std)
 }

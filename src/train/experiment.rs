@@ -202,18 +202,9 @@ pub fn run(exp: &ExperimentFile) -> Result<Vec<RunResult>> {
     Ok(results)
 }
 
+/// Mean and unbiased standard deviation over seeds; NaN for no seeds.
 fn mean_std(xs: &[f64]) -> (f64, f64) {
-    let n = xs.len() as f64;
-    if xs.is_empty() {
-        return (f64::NAN, f64::NAN);
-    }
-    let mean = xs.iter().sum::<f64>() / n;
-    let var = if xs.len() > 1 {
-        xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0)
-    } else {
-        0.0
-    };
-    (mean, var.sqrt())
+    (crate::algo::mean(xs), crate::algo::unbiased_std(xs))
 }
 
 /// The results table: one row per (task, algorithm, search), over seeds.
