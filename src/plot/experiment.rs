@@ -16,9 +16,16 @@ pub struct RunCurve<'a> {
     pub curve: &'a [(u64, f64)],
 }
 
+/// One run's validation curve: (step, success) in step order.
+type Curve = [(u64, f64)];
+/// (task, algorithm) -> (search, its seeds' curves) in first-seen order.
+type Cells<'a> = BTreeMap<(&'a str, &'a str), Vec<(&'a str, Vec<&'a Curve>)>>;
+/// Plotted points (x, y).
+type Points = Vec<(f64, f64)>;
+
 /// Mean and unbiased standard deviation over seeds at every step that every seed validated
 /// (a step missing from one seed's curve would bias the mean toward the others).
-fn over_seeds(curves: &[&[(u64, f64)]]) -> (Vec<(f64, f64)>, Vec<(f64, f64)>) {
+fn over_seeds(curves: &[&Curve]) -> (Points, Points) {
     let mut at: BTreeMap<u64, Vec<f64>> = BTreeMap::new();
     for curve in curves {
         for &(step, success) in curve.iter() {
@@ -38,7 +45,7 @@ fn over_seeds(curves: &[&[(u64, f64)]]) -> (Vec<(f64, f64)>, Vec<(f64, f64)>) {
 pub fn plot_experiment(out_dir: &Path, runs: &[RunCurve]) -> Result<Vec<PathBuf>, PlotError> {
     // (task, algo) -> search -> curves of its seeds; searches keep their first-seen order so
     // colours follow the experiment file's list.
-    let mut cells: BTreeMap<(&str, &str), Vec<(&str, Vec<&[(u64, f64)]>)>> = BTreeMap::new();
+    let mut cells: Cells = BTreeMap::new();
     for run in runs {
         let searches = cells.entry((run.task, run.algo)).or_default();
         match searches.iter_mut().find(|(s, _)| *s == run.search) {

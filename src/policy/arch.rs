@@ -105,20 +105,22 @@ impl Arch {
                 .and_then(|x| x.as_u64())
                 .map_or(32_768, |x| x as usize),
         };
-        arch.check().map_err(|m| bad(m))?;
+        arch.check().map_err(bad)?;
         Ok(arch)
     }
 
     /// Internal consistency; the message names the offending fields.
     pub fn check(&self) -> Result<(), String> {
-        if self.num_heads == 0 || self.num_kv_heads == 0 || self.num_heads % self.num_kv_heads != 0
+        if self.num_heads == 0
+            || self.num_kv_heads == 0
+            || !self.num_heads.is_multiple_of(self.num_kv_heads)
         {
             return Err(format!(
                 "num_attention_heads {} must be a positive multiple of num_key_value_heads {}",
                 self.num_heads, self.num_kv_heads
             ));
         }
-        if self.head_dim == 0 || self.head_dim % 2 != 0 {
+        if self.head_dim == 0 || !self.head_dim.is_multiple_of(2) {
             return Err(format!(
                 "head_dim {} must be even and positive",
                 self.head_dim

@@ -80,10 +80,13 @@ pub struct AttnInputs {
     kv_heads: usize,
     d: usize,
     /// Fused CPU op (Some) or the composite candle path (None).
-    fused: Option<(Arc<Vec<f32>>, Arc<Vec<f32>>, Arc<Vec<bool>>)>,
+    fused: Option<FusedTables>,
     /// Composite path: cos, sin `[B, 1, T, D]` and the additive mask `[B, 1, 1, T, T]`.
     composite: Option<(Tensor, Tensor, Tensor)>,
 }
+
+/// The fused op's rotary cos and sin tables and its attention mask, shared by every layer.
+type FusedTables = (Arc<Vec<f32>>, Arc<Vec<f32>>, Arc<Vec<bool>>);
 
 impl AttnInputs {
     pub fn new(

@@ -112,7 +112,7 @@ fn grammar_bias(g: &ReplyGrammar, ids: &[Vec<u32>], masks: &[Vec<u8>], vocab: us
     let mut bias = vec![0.0f32; ids.len() * (t - 1) * vocab];
     for (r, (row, mask)) in ids.iter().zip(masks).enumerate() {
         let mut node: Option<Step> = None;
-        for i in 1..t {
+        for (i, &token) in row.iter().enumerate().take(t).skip(1) {
             if mask.get(i).copied().unwrap_or(0) == 0 {
                 node = None;
                 continue;
@@ -128,7 +128,7 @@ fn grammar_bias(g: &ReplyGrammar, ids: &[Vec<u32>], masks: &[Vec<u8>], vocab: us
                         }
                     }
                 }
-                *at = g.step(n, row[i]);
+                *at = g.step(n, token);
             }
         }
     }

@@ -116,13 +116,13 @@ impl Scorer {
         let actions_used = rules
             .max_actions_per_episode
             .saturating_sub(horizon.actions_left);
-        if let (Potential::Optimal, TaskEnv::FrozenLake(lake)) = (self.potential, base) {
-            if self.heuristic_weight != 0.0 {
-                return Scored {
-                    score: exact_lake_score(lake, reply, rules, horizon),
-                    forks: 0,
-                };
-            }
+        if let (Potential::Optimal, TaskEnv::FrozenLake(lake)) = (self.potential, base)
+            && self.heuristic_weight != 0.0
+        {
+            return Scored {
+                score: exact_lake_score(lake, reply, rules, horizon),
+                forks: 0,
+            };
         }
         let play = |env: &mut TaskEnv| {
             let result = play_turn(env, reply, actions_used, rules);
