@@ -166,15 +166,19 @@ pub fn run(command: EnvCommand) -> Result<()> {
             seconds,
             config,
         } => {
+            let budget = std::time::Duration::try_from_secs_f64(seconds)
+                .ok()
+                .filter(|d| !d.is_zero())
+                .ok_or_else(|| {
+                    UsageError(format!("--seconds {seconds}: expected a positive number"))
+                })?;
             if matches!(TaskKind::parse(&env), Ok(TaskKind::WebShop)) {
-                let budget = std::time::Duration::from_secs_f64(seconds);
                 let report = tsr::env::webshop::bench::measure(&config.load()?.webshop, budget)?;
                 println!("{}", serde_json::to_string_pretty(&report)?);
                 return Ok(());
             }
             let env = build(&env, &config, None)?;
-            let report =
-                tsr::env::bench::measure(&env, std::time::Duration::from_secs_f64(seconds));
+            let report = tsr::env::bench::measure(&env, budget);
             println!("{}", serde_json::to_string_pretty(&report)?);
         }
     }
@@ -191,7 +195,14 @@ fn ceiling(name: &str, first: u64, count: u64, args: &ConfigArgs) -> Result<()> 
         max_actions_per_turn: env_config.max_actions_per_turn,
         max_actions_per_episode: env_config.max_actions_per_episode,
     };
-    let per_seed: Vec<f64> = (first..first + count)
+    let cells = lake.rows() * lake.cols();
+    if let Some(why) = tsr::env::frozenlake::table_too_large(cells, limits) {
+        return Err(UsageError(format!("the ceiling cannot be computed here: {why}")).into());
+    }
+    let last = first
+        .checked_add(count)
+        .ok_or_else(|| UsageError(format!("--seed {first} --count {count}: seeds beyond 2^64")))?;
+    let per_seed: Vec<f64> = (first..last)
         .map(|seed| {
             lake.reset(seed);
             lake.success_ceiling(limits)

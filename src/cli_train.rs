@@ -20,7 +20,7 @@ pub struct TrainArgs {
     pub config: ConfigArgs,
     /// Continue a run from its newest complete checkpoint (its own config.toml is used; -c
     /// overrides still apply).
-    #[arg(long, value_name = "RUN_DIR")]
+    #[arg(long, value_name = "RUN_DIR", conflicts_with = "file")]
     pub resume: Option<PathBuf>,
     /// Run every actor serially: bit-for-bit reproducible, slower.
     #[arg(long)]
@@ -136,16 +136,29 @@ pub fn train(args: TrainArgs) -> Result<()> {
 }
 
 pub fn eval(args: EvalArgs) -> Result<()> {
-    let ckpt = &args.checkpoint;
+    // Absolute, so that `step-N` or `./step-N` given from inside `checkpoints/` still finds
+    // the run folder two levels up.
+    let ckpt = &std::fs::canonicalize(&args.checkpoint)
+        .with_context(|| format!("checkpoint {}", args.checkpoint.display()))?;
     let run_config = ckpt
         .parent()
         .and_then(Path::parent)
-        .map(|r| r.join("config.toml"));
-    let file = args
-        .config
-        .file
-        .clone()
-        .or(run_config.filter(|p| p.is_file()));
+        .map(|r| r.join("config.toml"))
+        .filter(|p| p.is_file());
+    // Defaults would silently evaluate the weights on another task: ask instead.
+    let file = match (args.config.file.clone(), run_config) {
+        (Some(file), _) => file,
+        (None, Some(run_config)) => run_config,
+        (None, None) => {
+            return Err(crate::UsageError(format!(
+                "{} is not inside a run folder (no ../../config.toml): pass the run's config \
+                 with --config",
+                ckpt.display()
+            ))
+            .into());
+        }
+    };
+    let file = Some(file);
     let config = Config::load(file.as_deref(), &args.config.overrides)?;
     let env = setup::build_env(&config)?;
     let (policy, optimizer, state) = setup::load_checkpoint(ckpt, &config).context("tsr eval")?;

@@ -195,3 +195,123 @@ fn env_replay_with_an_unknown_action_is_a_clear_usage_error() {
     );
     assert!(!err.contains("panicked"), "{err}");
 }
+
+#[test]
+fn non_finite_or_negative_rates_and_empty_batches_are_config_errors() {
+    for (key, value) in [
+        ("train.format_warmup_lr", "nan"),
+        ("train.format_warmup_lr", "-5.0"),
+        ("train.format_warmup_batch", "0"),
+    ] {
+        let set = format!("{key}={value}");
+        let file = temp_toml("");
+        let path = file.path().to_str().expect("utf-8 path");
+        let out = tsr(&["config", "check", path, "-c", &set]);
+        assert_eq!(out.status.code(), Some(78), "{set}: {}", stderr(&out));
+        assert!(stderr(&out).contains(key), "{set}: {}", stderr(&out));
+    }
+}
+
+#[test]
+fn numeric_cli_arguments_out_of_range_are_usage_errors() {
+    for seconds in ["-1", "nan", "inf", "0"] {
+        let out = tsr(&["env", "bench", "--env", "frozenlake", "--seconds", seconds]);
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "--seconds {seconds}: {}",
+            stderr(&out)
+        );
+        assert!(!stderr(&out).contains("panicked"), "{}", stderr(&out));
+    }
+    let out = tsr(&[
+        "env",
+        "ceiling",
+        "--env",
+        "frozenlake",
+        "--seed",
+        "18446744073709551615",
+        "--count",
+        "2",
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+}
+
+#[test]
+fn resume_refuses_a_second_config_and_eval_needs_the_runs_config() {
+    let file = temp_toml("[env]\ntask = \"frozenlake\"\n");
+    let path = file.path().to_str().expect("utf-8 path");
+    let out = tsr(&["train", "--resume", "/nonexistent-run", "--config", path]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    // A checkpoint folder outside any run folder: without --config the weights would be
+    // evaluated under the defaults, maybe on another task.
+    let loose = tempfile::tempdir().expect("tmp");
+    let ckpt = loose.path().join("step-1");
+    std::fs::create_dir(&ckpt).expect("mkdir");
+    let out = tsr(&["eval", "--checkpoint", ckpt.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("--config"), "{}", stderr(&out));
+}
+
+#[test]
+fn an_exact_value_table_too_large_to_compute_is_refused_up_front() {
+    // Each value is in range; together they would ask for hundreds of gigabytes.
+    let big = [
+        "-c",
+        "env.max_turns=1000",
+        "-c",
+        "env.max_actions_per_episode=10000",
+        "-c",
+        "frozenlake.rows=64",
+        "-c",
+        "frozenlake.cols=64",
+    ];
+    let file = temp_toml("[env]\ntask = \"frozenlake\"\n[search]\nscorer = \"optimal\"\n");
+    let path = file.path().to_str().expect("utf-8 path");
+    let mut args = vec!["config", "check", path];
+    args.extend(big);
+    let out = tsr(&args);
+    assert_eq!(out.status.code(), Some(78), "{}", stderr(&out));
+    assert!(stderr(&out).contains("search.scorer"), "{}", stderr(&out));
+    let mut args = vec!["env", "ceiling", "--env", "frozenlake"];
+    args.extend(big);
+    let out = tsr(&args);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    // The shipped FrozenLake recipe (exact scorer) is well inside the limits.
+    let shipped = concat!(env!("CARGO_MANIFEST_DIR"), "/config/frozenlake.toml");
+    let out = tsr(&["config", "check", shipped]);
+    assert!(out.status.success(), "{}", stderr(&out));
+}
+
+#[test]
+fn files_a_config_names_that_cannot_be_used_are_config_errors() {
+    let out = tempfile::tempdir().expect("tmp");
+    let runs = format!("run.out_dir={:?}", out.path().display().to_string());
+    for (set, key) in [
+        (
+            [
+                "env.task=\"sokoban\"",
+                "sokoban.levels=\"/nonexistent/levels.txt\"",
+            ],
+            "sokoban",
+        ),
+        (
+            ["env.task=\"frozenlake\"", "model.path=\"/\""],
+            "model.path",
+        ),
+    ] {
+        let out = tsr(&[
+            "train",
+            "-c",
+            set[0],
+            "-c",
+            set[1],
+            "-c",
+            &runs,
+            "-c",
+            "train.steps=1",
+        ]);
+        assert_eq!(out.status.code(), Some(78), "{set:?}: {}", stderr(&out));
+        assert!(stderr(&out).contains(key), "{set:?}: {}", stderr(&out));
+    }
+}

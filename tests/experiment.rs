@@ -89,3 +89,36 @@ fn run_experiment(dir: &Path, searches: &str, more: &str) -> Output {
         .output()
         .unwrap()
 }
+
+#[test]
+fn a_malformed_experiment_file_is_a_config_error_naming_every_key() {
+    let dir = tempfile::tempdir().unwrap();
+    for (searches, more, keys) in [
+        // Empty lists and no updates: every problem at once.
+        (
+            "[]",
+            "seeds = []\nsteps = 0",
+            &["searches", "seeds", "steps"][..],
+        ),
+        // A key the file does not know, or a wrong type.
+        (
+            "[\"none\"]",
+            "seeds = [1]\nsteps = 1\nbogus = 3",
+            &["bogus"][..],
+        ),
+        ("[\"none\"]", "seeds = \"one\"\nsteps = 1", &["seeds"][..]),
+    ] {
+        let run = run_experiment(dir.path(), searches, more);
+        let stderr = String::from_utf8_lossy(&run.stderr);
+        assert_eq!(run.status.code(), Some(78), "{more}: {stderr}");
+        for key in keys {
+            assert!(stderr.contains(key), "{key} not named: {stderr}");
+        }
+        assert!(!dir.path().join("exp").exists(), "nothing ran");
+    }
+    let missing = Command::new(env!("CARGO_BIN_EXE_tsr"))
+        .args(["experiment", "--config", "/nonexistent/exp.toml"])
+        .output()
+        .unwrap();
+    assert_eq!(missing.status.code(), Some(78));
+}

@@ -127,6 +127,23 @@ fn bad_model_folders_and_configs_are_reported() {
         err.contains("config.json") && err.contains("llama"),
         "{err}"
     );
+    // An absurd shape is refused before any tensor list is built.
+    std::fs::write(
+        &cfg,
+        text.replace(
+            "\"num_hidden_layers\": ",
+            "\"num_hidden_layers\": 1000000000000, \"x\": ",
+        ),
+    )
+    .unwrap();
+    let err = Policy::from_section(&hf, &tok, 0)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        err.contains("config.json") && err.contains("num_hidden_layers"),
+        "{err}"
+    );
     std::fs::write(&cfg, &text).unwrap();
     // A tokenizer with more ids than the embedding has rows.
     let big = Tokenizer::build_for_corpus_sized(&corpus(), 2000).unwrap();

@@ -5,7 +5,7 @@
 
 mod reliability_common;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use reliability_common::*;
 
@@ -175,6 +175,42 @@ fn non_finite_losses_are_skipped_and_k_in_a_row_stop_with_a_good_checkpoint() {
         5,
         "one update was skipped"
     );
+}
+
+#[test]
+fn a_resume_where_no_checkpoint_loads_moves_nothing_and_loses_nothing() {
+    let out = tempfile::tempdir().unwrap();
+    let args = ["train.steps=2", "train.checkpoint_every=1"];
+    run_ok(train_cmd(out.path(), &args, &["--deterministic"]));
+    let run = only_run(out.path());
+    let metrics = std::fs::read(run.join("metrics.jsonl")).unwrap();
+    let before = complete_checkpoints(&run);
+    assert!(!before.is_empty());
+    // Every checkpoint fails (as under a config or device none of them fits): nothing tells a
+    // damaged one from a good one, so none may be moved aside and the run must not start over.
+    let saved: Vec<(PathBuf, Vec<u8>)> = before
+        .iter()
+        .map(|(_, dir)| {
+            let state = dir.join("training_state.json");
+            let bytes = std::fs::read(&state).unwrap();
+            std::fs::write(&state, "{ not json").unwrap();
+            (state, bytes)
+        })
+        .collect();
+    let result = resume_cmd(&run, &[], &["--deterministic"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&result.stderr);
+    assert!(!result.status.success(), "{err}");
+    assert!(err.contains("no checkpoint of this run loads"), "{err}");
+    assert_eq!(complete_checkpoints(&run), before, "nothing moved aside");
+    assert_eq!(std::fs::read(run.join("metrics.jsonl")).unwrap(), metrics);
+    // Once the files are whole again the run resumes where it was.
+    for (state, bytes) in saved {
+        std::fs::write(state, bytes).unwrap();
+    }
+    run_ok(resume_cmd(&run, &["train.steps=3"], &["--deterministic"]));
+    assert_eq!(train_steps(&run), vec![0, 1, 2]);
 }
 
 #[test]

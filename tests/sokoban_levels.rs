@@ -105,6 +105,12 @@ fn errors_name_the_line_and_the_problem() {
     let (line, problem) = level_error("#####\n#@$.#\n#####\n#$.##\n#####\n");
     assert_eq!(line, 4);
     assert!(problem.contains("outside the player's area"), "{problem}");
+
+    // A tall, wide text box is refused before a grid of its size is allocated.
+    let wide = format!("; c\n{}{}\n", "#\n".repeat(2000), "#".repeat(2000));
+    let (line, problem) = level_error(&wide);
+    assert_eq!(line, 2);
+    assert!(problem.contains("2001 lines of up to 2000"), "{problem}");
 }
 
 #[test]

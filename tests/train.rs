@@ -291,3 +291,47 @@ fn every_search_strategy_trains_inside_the_actor_system_and_is_accounted() {
         assert!(!validation.is_empty());
     }
 }
+
+#[test]
+fn a_first_prompt_beyond_the_context_limit_stops_the_run_with_the_key_to_change() {
+    // A 12x12 lake's first prompt alone is longer than 64 tokens: no episode could play a turn.
+    let tight = [
+        "frozenlake.rows=12",
+        "frozenlake.cols=12",
+        "model.context_limit=64",
+        "train.format_warmup_steps=0",
+    ];
+    for flags in [&["--deterministic"][..], &[][..]] {
+        let out = tempfile::tempdir().expect("tmp");
+        let result = reliability_common::train_cmd(out.path(), &tight, flags)
+            .output()
+            .expect("run");
+        let err = String::from_utf8_lossy(&result.stderr);
+        assert!(!result.status.success(), "{flags:?}: {err}");
+        assert!(err.contains("model.context_limit"), "{flags:?}: {err}");
+        assert!(!err.contains("panicked"), "{flags:?}: {err}");
+    }
+}
+
+#[test]
+fn synthetic_replies_are_never_longer_than_sampled_ones() {
+    // With a byte-level vocabulary and up to 100 actions per turn a random well-formed reply
+    // is far longer than model.max_new_tokens (16 in the smoke config): the format warm-up and
+    // the exploration candidates must cut it as the sampler would, or the episode outgrows the
+    // context limit.
+    let long = ["model.tokenizer_vocab=262", "env.max_actions_per_turn=100"];
+    for extra in [
+        &["train.format_warmup_steps=2", "train.steps=1"][..],
+        &[
+            "train.format_warmup_steps=0",
+            "train.steps=1",
+            "search.kind=\"best_of_n\"",
+            "search.n=2",
+            "search.explore=4",
+        ][..],
+    ] {
+        let out = tempfile::tempdir().expect("tmp");
+        let all: Vec<&str> = long.iter().chain(extra).copied().collect();
+        train(out.path(), &all, &["--deterministic"]);
+    }
+}

@@ -170,6 +170,30 @@ fn malformed_record_names_file_record_and_field() {
         err.contains("products.json") && err.contains("record 1") && err.contains("\"Title\""),
         "{err}"
     );
+    // A record under 1 KB whose option groups multiply into 10^12 goals is refused, not built.
+    let groups: Vec<String> = (0..12)
+        .map(|g| {
+            format!(
+                "\"g{g}\": [{}]",
+                (0..10)
+                    .map(|v| format!("\"v{v}\""))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        })
+        .collect();
+    std::fs::write(
+        &bad,
+        format!(
+            r#"[{{"asin": "B000000001", "Title": "ok", "Description": "", "BulletPoints": [],
+                 "pricing": [1.0], "options": {{{}}}, "category": "c", "query": "q",
+                 "product_category": "a › b"}}]"#,
+            groups.join(", ")
+        ),
+    )
+    .unwrap();
+    let err = WebShop::new(&config).unwrap_err().to_string();
+    assert!(err.contains("record 0") && err.contains("options"), "{err}");
 }
 
 /// Every `search_*.json` in the data folder (made by tests/webshop_lucene/make_reference.py with

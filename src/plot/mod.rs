@@ -266,7 +266,14 @@ fn range(values: impl Iterator<Item = f64>) -> (f64, f64) {
     } else {
         (hi.abs() * 0.1).max(0.1)
     };
-    (lo - pad, hi + pad)
+    let (a, b) = (lo - pad, hi + pad);
+    // Values near f64::MAX (a diverged loss) overflow the span; plotting an infinite range
+    // would never finish its ticks.
+    if (b - a).is_finite() {
+        (a, b)
+    } else {
+        (0.0, 1.0)
+    }
 }
 
 fn draw_panel<DB: DrawingBackend>(
@@ -336,4 +343,28 @@ fn draw_panel<DB: DrawingBackend>(
             .map_err(err)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::range;
+
+    #[test]
+    fn axis_ranges_are_finite_and_non_empty_whatever_the_values() {
+        for values in [
+            vec![1.75e308, -1.75e308],
+            vec![f64::MAX],
+            vec![f64::NAN, 2.0],
+            vec![],
+            vec![0.5, 0.5],
+        ] {
+            let (lo, hi) = range(values.iter().copied());
+            assert!(
+                lo.is_finite() && hi.is_finite() && hi > lo,
+                "{values:?}: {lo} {hi}"
+            );
+            assert!((hi - lo).is_finite(), "{values:?}");
+        }
+        assert_eq!(range([0.0, 1.0].into_iter()), (-0.05, 1.05));
+    }
 }

@@ -139,6 +139,21 @@ impl Arch {
                     .into(),
             );
         }
+        // Far above any Qwen2-family model (Qwen2-72B: 80 layers, hidden 8192, intermediate
+        // 29568, vocab 152064); a config.json beyond them is broken, and building its tensor
+        // list would exhaust memory before any weight file is read.
+        for (name, value, max) in [
+            ("vocab_size", self.vocab_size, 1 << 22),
+            ("hidden_size", self.hidden_size, 1 << 16),
+            ("intermediate_size", self.intermediate_size, 1 << 18),
+            ("num_hidden_layers", self.num_layers, 1 << 10),
+            ("num_attention_heads", self.num_heads, 1 << 10),
+            ("head_dim", self.head_dim, 1 << 12),
+        ] {
+            if value > max {
+                return Err(format!("{name} {value} is beyond {max}"));
+            }
+        }
         Ok(())
     }
 

@@ -237,8 +237,17 @@ impl EpisodeState {
             prompt::assistant_header()
         );
         let head_ids = codec.encode(&head)?;
-        if self.seq.tokens.len() + head_ids.len() + settings.max_new_tokens > settings.context_limit
-        {
+        let needed = self.seq.tokens.len() + head_ids.len() + settings.max_new_tokens;
+        if needed > settings.context_limit {
+            if self.turn == 0 {
+                // An episode without a single turn trains nothing and scores 0 without any
+                // penalty: the run would learn nothing and never say why.
+                return Err(SampleError::Failed(format!(
+                    "the first prompt with its reply needs {needed} tokens, beyond \
+                     model.context_limit {}: raise it or lower model.max_new_tokens",
+                    settings.context_limit
+                )));
+            }
             self.ep.truncated = true;
             self.over = true;
             return Ok(false);

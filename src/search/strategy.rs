@@ -179,22 +179,36 @@ pub fn argmax_first(scores: &[f64]) -> usize {
 /// A well-formed reply with 1 to `max_actions` uniformly random valid actions, token for
 /// token what the constrained decoder writes for it (end-of-turn included). Its log-probs are
 /// 0: nothing sampled it, and the learner recomputes every trained token's log-prob.
+/// Like a sampled reply it holds at most `max_tokens` tokens: actions are dropped from the end
+/// until it fits, and a single action that does not fit is cut there (unfinished, as the
+/// sampler would leave it).
 pub fn random_reply(
     rng: &mut ChaCha8Rng,
     actions: &[String],
     max_actions: usize,
+    max_tokens: usize,
     codec: &dyn Codec,
 ) -> Result<Candidate, SampleError> {
     let k = rng.random_range(1..=max_actions.max(1));
-    let parts: Vec<&str> = (0..k)
+    let mut parts: Vec<&str> = (0..k)
         .map(|_| actions[rng.random_range(0..actions.len())].as_str())
         .collect();
-    let mut tokens = codec.encode(&super::answer_text(&parts))?;
-    tokens.push(codec.end_of_turn());
+    let encode = |parts: &[&str]| -> Result<Vec<u32>, SampleError> {
+        let mut tokens = codec.encode(&super::answer_text(parts))?;
+        tokens.push(codec.end_of_turn());
+        Ok(tokens)
+    };
+    let mut tokens = encode(&parts)?;
+    while tokens.len() > max_tokens && parts.len() > 1 {
+        parts.pop();
+        tokens = encode(&parts)?;
+    }
+    let finished = tokens.len() <= max_tokens;
+    tokens.truncate(max_tokens.max(1));
     Ok(Candidate {
         logprobs: vec![0.0; tokens.len()],
         tokens,
-        finished: true,
+        finished,
     })
 }
 
@@ -218,7 +232,14 @@ fn candidates_and_base(
             let mut rng = ChaCha8Rng::seed_from_u64(seed ^ EXPLORE_STREAM);
             let max_actions = settings.rules.max_actions_per_turn;
             for _ in 0..explore {
-                cands.push(random_reply(&mut rng, &actions, max_actions, codec)?);
+                let max_tokens = settings.max_new_tokens;
+                cands.push(random_reply(
+                    &mut rng,
+                    &actions,
+                    max_actions,
+                    max_tokens,
+                    codec,
+                )?);
             }
         }
     }

@@ -137,6 +137,18 @@ impl Section for TrainSection {
         );
         issues.range(&format!("{p}.replay_max"), self.replay_max, 1, 1000);
         issues.range(
+            &format!("{p}.format_warmup_lr"),
+            self.format_warmup_lr,
+            0.0,
+            1.0,
+        );
+        issues.range(
+            &format!("{p}.format_warmup_batch"),
+            self.format_warmup_batch,
+            1,
+            100_000,
+        );
+        issues.range(
             &format!("{p}.max_skipped_in_row"),
             self.max_skipped_in_row,
             1,

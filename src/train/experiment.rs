@@ -6,12 +6,12 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use serde::{Deserialize, Serialize};
 
 use super::driver::{StepLine, train_loop};
 use super::setup;
-use crate::config::Config;
+use crate::config::{Config, ConfigError, ConfigIssue, Issues};
 use crate::plot::{RunCurve, plot_experiment};
 
 /// The experiment file (`config/experiments/*.toml`).
@@ -51,11 +51,48 @@ pub struct RunResult {
     pub wall_s: f64,
 }
 
+/// Read and check an experiment file; every problem is a [`ConfigError`] (exit 78), like a
+/// run's config.
 pub fn load(path: &Path) -> Result<ExperimentFile> {
+    let fail = |key: &str, problem: String| ConfigError {
+        source_name: path.display().to_string(),
+        issues: vec![ConfigIssue {
+            key: key.into(),
+            problem,
+        }],
+    };
     let text =
-        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    toml::from_str(&text)
-        .with_context(|| format!("{}: not a valid experiment file", path.display()))
+        std::fs::read_to_string(path).map_err(|e| fail("(file)", format!("cannot read: {e}")))?;
+    let exp: ExperimentFile =
+        toml::from_str(&text).map_err(|e| fail("(experiment)", e.to_string().trim().into()))?;
+    let mut issues = Issues::default();
+    for (key, empty) in [
+        ("tasks", exp.tasks.is_empty()),
+        ("algos", exp.algos.is_empty()),
+        ("searches", exp.searches.is_empty()),
+        ("seeds", exp.seeds.is_empty()),
+    ] {
+        issues.check(!empty, key, "[]", "at least one entry");
+    }
+    issues.range("steps", exp.steps, 1, 100_000_000);
+    issues.range("success_level", exp.success_level, 0.0, 1.0);
+    for (task, base) in &exp.tasks {
+        issues.check(
+            base.is_file(),
+            &format!("tasks.{task}"),
+            base,
+            "an existing config file",
+        );
+    }
+    if issues.0.is_empty() {
+        Ok(exp)
+    } else {
+        Err(ConfigError {
+            source_name: path.display().to_string(),
+            issues: issues.0,
+        }
+        .into())
+    }
 }
 
 fn config_for(

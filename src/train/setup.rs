@@ -10,7 +10,7 @@ use anyhow::{Context, Result};
 use super::driver::TrainState;
 use super::learner::Learner;
 use super::run_dir::RunDir;
-use crate::config::Config;
+use crate::config::{Config, ConfigError, ConfigIssue};
 use crate::env::{TaskEnv, TaskKind};
 use crate::policy::{Policy, PolicyOptimizer, ReplyGrammar, Tokenizer};
 use crate::search::EpisodeSettings;
@@ -45,9 +45,23 @@ pub fn episode_settings(config: &Config) -> EpisodeSettings {
     }
 }
 
+/// A config whose values pass their checks but whose files or sizes cannot build what it
+/// names (a level file that does not exist, a catalog too small to split): still the config's
+/// fault, so exit 78 like any other config problem.
+fn config_problem(key: &str, problem: impl std::fmt::Display) -> anyhow::Error {
+    ConfigError {
+        source_name: "the configuration".into(),
+        issues: vec![ConfigIssue {
+            key: key.into(),
+            problem: format!("{problem:#}"),
+        }],
+    }
+    .into()
+}
+
 pub fn build_env(config: &Config) -> Result<TaskEnv> {
     let kind = TaskKind::parse(&config.env.task)?;
-    TaskEnv::new(kind, config).context("building the environment")
+    TaskEnv::new(kind, config).map_err(|e| config_problem(&config.env.task, e))
 }
 
 /// A new policy: a preset over a tokenizer built from the task's text, or a pretrained folder.
@@ -62,6 +76,10 @@ pub fn build_policy(config: &Config, env: &TaskEnv) -> Result<(Policy, PolicyOpt
         Tokenizer::build_for_corpus_sized(&corpus, config.model.tokenizer_vocab)?
     } else {
         let path = Path::new(&config.model.path).join("tokenizer.json");
+        if !path.is_file() {
+            let problem = format!("{} does not exist", path.display());
+            return Err(config_problem("model.path", problem));
+        }
         Tokenizer::load(&path).with_context(|| format!("loading {}", path.display()))?
     };
     let mut policy = Policy::from_section(&config.model, &tokenizer, config.run.seed)?;
@@ -217,26 +235,41 @@ pub fn load_checkpoint(
     Ok((policy, optimizer, state))
 }
 
-/// The newest complete checkpoint that loads. A corrupt one is moved aside (renamed
+/// The newest complete checkpoint that loads, or None when the run has none. A newer one that
+/// fails while an older one loads under the same config is damaged: it is moved aside (renamed
 /// `*.corrupt`, kept for inspection) with a warning, so that pruning never keeps it in place of
-/// a good one, and the previous one is tried.
+/// a good one. When none loads, nothing tells a damaged one from a good one (the cause may be
+/// the resumed config or the device), so nothing is moved and the resume fails with the
+/// newest one's error rather than starting the run over.
 fn newest_loadable_checkpoint(
     run: &RunDir,
     config: &Config,
-) -> Option<(PathBuf, (Policy, PolicyOptimizer, TrainState))> {
-    for (_, dir) in run.checkpoints().into_iter().rev() {
+) -> Result<Option<(PathBuf, (Policy, PolicyOptimizer, TrainState))>> {
+    let checkpoints = run.checkpoints();
+    let mut failed: Vec<(PathBuf, anyhow::Error)> = Vec::new();
+    for (_, dir) in checkpoints.into_iter().rev() {
         match load_checkpoint(&dir, config) {
-            Ok(loaded) => return Some((dir, loaded)),
-            Err(e) => {
-                let aside = dir.with_extension("corrupt");
-                tracing::warn!(checkpoint = %dir.display(), "skipping a corrupt checkpoint: {e:#}");
-                if let Err(e) = std::fs::rename(&dir, &aside) {
-                    tracing::warn!("could not move {} aside: {e}", dir.display());
+            Ok(loaded) => {
+                for (bad, e) in failed {
+                    let aside = bad.with_extension("corrupt");
+                    tracing::warn!(checkpoint = %bad.display(), "skipping a corrupt checkpoint: {e:#}");
+                    if let Err(e) = std::fs::rename(&bad, &aside) {
+                        tracing::warn!("could not move {} aside: {e}", bad.display());
+                    }
                 }
+                return Ok(Some((dir, loaded)));
             }
+            Err(e) => failed.push((dir, e)),
         }
     }
-    None
+    match failed.into_iter().next() {
+        None => Ok(None),
+        Some((newest, e)) => Err(e.context(format!(
+            "no checkpoint of this run loads under the resumed config (the newest is {}); \
+             nothing was moved or truncated",
+            newest.display()
+        ))),
+    }
 }
 
 /// Reopen a run folder at its newest complete checkpoint (or from scratch if it has none).
@@ -245,7 +278,8 @@ pub fn resume(root: &Path, overrides: &[String]) -> Result<Setup> {
     let config = Config::load(Some(&run.config_path()), overrides)?;
     let env = build_env(&config)?;
     let settings = episode_settings(&config);
-    let Some((ckpt, (policy, optimizer, state))) = newest_loadable_checkpoint(&run, &config) else {
+    let Some((ckpt, (policy, optimizer, state))) = newest_loadable_checkpoint(&run, &config)?
+    else {
         tracing::warn!(run = %root.display(), "no complete checkpoint; starting this run over");
         run.truncate_metrics_for_resume(0)?;
         let learner = new_learner(&config, &env, &settings)?;

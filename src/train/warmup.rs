@@ -20,6 +20,8 @@ struct RandomReplies<'a> {
     rng: ChaCha8Rng,
     actions: Vec<String>,
     max_actions: usize,
+    /// `model.max_new_tokens`: a synthetic reply is never longer than a sampled one.
+    max_tokens: usize,
     codec: &'a dyn Codec,
 }
 
@@ -31,7 +33,16 @@ impl Sampler for RandomReplies<'_> {
         _seed: u64,
     ) -> Result<Vec<Candidate>, SampleError> {
         (0..n)
-            .map(|_| random_reply(&mut self.rng, &self.actions, self.max_actions, self.codec))
+            .map(|_| {
+                let (max_actions, max_tokens) = (self.max_actions, self.max_tokens);
+                random_reply(
+                    &mut self.rng,
+                    &self.actions,
+                    max_actions,
+                    max_tokens,
+                    self.codec,
+                )
+            })
             .collect()
     }
     fn policy_version(&self) -> u64 {
@@ -55,6 +66,7 @@ pub fn format_warmup(
         rng: ChaCha8Rng::seed_from_u64(seed ^ 0xF0F0),
         actions,
         max_actions: settings.rules.max_actions_per_turn,
+        max_tokens: settings.max_new_tokens,
         codec,
     };
     let mut last = f64::NAN;

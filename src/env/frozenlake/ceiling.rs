@@ -34,6 +34,44 @@ pub struct LakeValues {
     value: Vec<Vec<Vec<f64>>>,
 }
 
+/// Entries of the value table at most (8 bytes each: 128 MiB).
+const MAX_TABLE_ENTRIES: u128 = 1 << 24;
+/// Cell updates at most: each table entry searches every sequence of up to
+/// `max_actions_per_turn` moves over a distribution on the cells (about a minute here).
+const MAX_WORK: u128 = 20_000_000_000;
+
+/// Why the exact value table of a `cells`-cell lake under `limits` is too large to compute
+/// (memory or time), or None. The table grows as turns x actions x cells and each entry's
+/// search as 4^moves-per-turn x cells, so a few large settings that are each in range
+/// multiply into hundreds of gigabytes.
+pub fn table_too_large(cells: usize, limits: TurnLimits) -> Option<String> {
+    let entries = (limits.max_turns as u128 + 1)
+        * (limits.max_actions_per_episode as u128 + 1)
+        * cells as u128;
+    let moves = limits
+        .max_actions_per_turn
+        .min(limits.max_actions_per_episode)
+        .min(60) as u32;
+    let work = entries
+        .saturating_mul(4u128.pow(moves))
+        .saturating_mul(cells as u128);
+    if entries > MAX_TABLE_ENTRIES {
+        Some(format!(
+            "the exact value table needs (env.max_turns + 1) x (env.max_actions_per_episode + 1) \
+             x cells = {entries} entries, beyond {MAX_TABLE_ENTRIES}"
+        ))
+    } else if work > MAX_WORK {
+        Some(format!(
+            "the exact value table needs about {work:.1e} cell updates (4^env.max_actions_per_turn \
+             sequences per entry), beyond {MAX_WORK:.0e}",
+            work = work as f64,
+            MAX_WORK = MAX_WORK as f64
+        ))
+    } else {
+        None
+    }
+}
+
 impl LakeValues {
     /// Best success from `cell` with `turns` and `actions` left (0 outside the table).
     pub fn at(&self, turns: usize, actions: usize, cell: usize) -> f64 {

@@ -14,7 +14,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-pub use ceiling::{LakeValues, TurnLimits};
+pub use ceiling::{LakeValues, TurnLimits, table_too_large};
 pub use map::{LakeMap, UNREACHABLE};
 
 use super::{Env, EnvError, StepOutcome};

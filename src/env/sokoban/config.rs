@@ -87,12 +87,12 @@ impl Section for SokobanConfig {
         let key = |field: &str| format!("{p}.{field}");
         issues.range(&key("rows"), self.rows, 4, 16);
         issues.range(&key("cols"), self.cols, 4, 16);
-        if self.rows * self.cols > MAX_GEN_CELLS {
+        if self.rows.saturating_mul(self.cols) > MAX_GEN_CELLS {
             issues.push(
                 key("cols"),
                 format!(
                     "rows * cols = {} exceeds the {MAX_GEN_CELLS} cells a generated room may have",
-                    self.rows * self.cols
+                    self.rows.saturating_mul(self.cols)
                 ),
             );
         }
@@ -103,7 +103,10 @@ impl Section for SokobanConfig {
             );
         }
         issues.range(&key("boxes"), self.boxes, 1, MAX_GEN_BOXES);
-        let interior = self.rows.saturating_sub(2) * self.cols.saturating_sub(2);
+        let interior = self
+            .rows
+            .saturating_sub(2)
+            .saturating_mul(self.cols.saturating_sub(2));
         if self.boxes > 0 && self.boxes + 1 >= interior {
             issues.push(
                 key("boxes"),

@@ -67,6 +67,9 @@ fn error(file: &str, line: usize, problem: String) -> EnvError {
     }
 }
 
+/// Characters of one level's text box at most (rows x longest line).
+const TEXT_CELLS_MAX: usize = 1 << 20;
+
 /// One level's lines, each with its line number.
 fn parse_level(lines: &[(usize, &str)], file: &str) -> Result<Room, EnvError> {
     let first_line = lines[0].0;
@@ -80,6 +83,15 @@ fn parse_level(lines: &[(usize, &str)], file: &str) -> Result<Room, EnvError> {
         let (line, _) = lines[cell / cols];
         format!("line {line}, column {}", cell % cols + 1)
     };
+    // The text's bounding box, before cropping to the walls: a few long lines in a small file
+    // must not allocate gigabytes before the size check below can refuse the level.
+    if rows.saturating_mul(cols) > TEXT_CELLS_MAX {
+        let problem = format!(
+            "the level's text spans {rows} lines of up to {cols} characters; at most \
+             {TEXT_CELLS_MAX} cells of text (and {MAX_CELLS} inside the walls) are supported"
+        );
+        return Err(error(file, first_line, problem));
+    }
     // Outside the text counts as wall until the flood fill below decides what is inside.
     let mut wall = vec![true; rows * cols];
     let (mut boxes, mut targets) = (Vec::new(), Vec::new());

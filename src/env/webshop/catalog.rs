@@ -193,7 +193,22 @@ fn load_products(config: &WebShopConfig) -> Result<Vec<Product>, WebShopError> {
     Ok(products)
 }
 
+/// Option combinations one product may have: each becomes a synthetic goal, and a record
+/// whose groups multiply past this (12 groups of 10 values: 10^12) is broken, not a product.
+/// The real catalogs stay far below it.
+const MAX_OPTION_COMBINATIONS: usize = 100_000;
+
 fn product_record(rec: &RecordAt, asin: String) -> Result<Product, WebShopError> {
+    let options = rec.string_lists("options")?;
+    let combinations = options
+        .iter()
+        .try_fold(1usize, |n, (_, values)| n.checked_mul(values.len().max(1)));
+    if combinations.is_none_or(|n| n > MAX_OPTION_COMBINATIONS) {
+        return Err(rec.error(
+            "options",
+            format!("its option groups combine into more than {MAX_OPTION_COMBINATIONS} goals"),
+        ));
+    }
     let mut pricing = rec.numbers("pricing")?;
     if pricing.is_empty() {
         pricing.push(100.0);
@@ -220,7 +235,7 @@ fn product_record(rec: &RecordAt, asin: String) -> Result<Product, WebShopError>
         bullet_points: rec.strings("BulletPoints")?,
         pricing,
         price_tag,
-        options: rec.string_lists("options")?,
+        options,
         attributes: match rec.value.get("Attributes") {
             Some(_) => rec.strings("Attributes")?,
             None => vec!["DUMMY_ATTR".to_owned()],
