@@ -143,12 +143,15 @@ impl Config {
         }
         let defaults = Value::try_from(Config::default()).expect("defaults serialize");
         check_shape(&defaults, &mut merged, "", &mut issues);
-        let config: Config = merged.try_into().map_err(|e: toml::de::Error| {
+        let config: Config = merged.clone().try_into().map_err(|e: toml::de::Error| {
             let mut all = issues.0.clone();
-            all.push(ConfigIssue {
-                key: "(config)".into(),
-                problem: e.message().to_owned(),
-            });
+            all.extend(blame_values(&defaults, &merged, "", &defaults));
+            if all.len() == issues.0.len() {
+                all.push(ConfigIssue {
+                    key: "(config)".into(),
+                    problem: e.message().to_owned(),
+                });
+            }
             fail(all)
         })?;
         config.validate_sections(&mut issues);
@@ -238,6 +241,44 @@ impl Config {
         crate::search::config::cross_check(self, issues);
         crate::train::config::cross_check(self, issues);
     }
+}
+
+/// The keys whose values the config cannot take although their type matches the default's (a
+/// negative number for an unsigned key, a number too large): each value is tried alone on the
+/// defaults, so the error names its key instead of the whole config.
+fn blame_values(node: &Value, given: &Value, path: &str, root: &Value) -> Vec<ConfigIssue> {
+    let Value::Table(table) = given else {
+        let mut trial = root.clone();
+        let mut at = &mut trial;
+        for key in path.split('.') {
+            match at.get_mut(key) {
+                Some(next) => at = next,
+                None => return Vec::new(),
+            }
+        }
+        *at = given.clone();
+        return match trial.try_into::<Config>() {
+            Err(e) if node != given => vec![ConfigIssue {
+                key: path.to_owned(),
+                problem: format!("{given} is not allowed: {}", e.message()),
+            }],
+            _ => Vec::new(),
+        };
+    };
+    table
+        .iter()
+        .flat_map(|(key, value)| {
+            let child = if path.is_empty() {
+                key.clone()
+            } else {
+                format!("{path}.{key}")
+            };
+            match node.get(key) {
+                Some(default) => blame_values(default, value, &child, root),
+                None => Vec::new(),
+            }
+        })
+        .collect()
 }
 
 fn apply_override(root: &mut Value, ov: &str, issues: &mut Issues) {

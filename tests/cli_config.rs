@@ -202,6 +202,9 @@ fn non_finite_or_negative_rates_and_empty_batches_are_config_errors() {
         ("train.format_warmup_lr", "nan"),
         ("train.format_warmup_lr", "-5.0"),
         ("train.format_warmup_batch", "0"),
+        // The right type but a value the key cannot hold: named, not "(config)".
+        ("run.seed", "-1"),
+        ("algo.env_groups", "-3"),
     ] {
         let set = format!("{key}={value}");
         let file = temp_toml("");

@@ -226,9 +226,17 @@ pub fn load_checkpoint(
         let env = build_env(config)?;
         policy.set_reply_grammar(reply_grammar(config, &env, policy.tokenizer())?);
     }
+    // The driver also writes the loop state as a readable `train_state.json` beside the
+    // checkpoint, which serves when the embedded copy does not parse; when that file is absent,
+    // the embedded copy's own error is the one that explains the problem.
+    let legacy = dir.join("train_state.json");
     let state: TrainState = serde_json::from_value(state.clone())
-        .or_else(|_| {
-            let text = std::fs::read_to_string(dir.join("train_state.json"))?;
+        .map_err(anyhow::Error::from)
+        .or_else(|embedded| {
+            if !legacy.is_file() {
+                return Err(embedded);
+            }
+            let text = std::fs::read_to_string(&legacy)?;
             serde_json::from_str(&text).map_err(anyhow::Error::from)
         })
         .with_context(|| format!("reading the trainer state of {}", dir.display()))?;
