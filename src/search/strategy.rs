@@ -231,8 +231,8 @@ fn candidates_and_base(
         if !actions.is_empty() {
             let mut rng = ChaCha8Rng::seed_from_u64(seed ^ EXPLORE_STREAM);
             let max_actions = settings.rules.max_actions_per_turn;
+            let max_tokens = settings.max_new_tokens;
             for _ in 0..explore {
-                let max_tokens = settings.max_new_tokens;
                 cands.push(random_reply(
                     &mut rng,
                     &actions,

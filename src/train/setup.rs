@@ -229,14 +229,14 @@ pub fn load_checkpoint(
     // The driver also writes the loop state as a readable `train_state.json` beside the
     // checkpoint, which serves when the embedded copy does not parse; when that file is absent,
     // the embedded copy's own error is the one that explains the problem.
-    let legacy = dir.join("train_state.json");
+    let readable = dir.join("train_state.json");
     let state: TrainState = serde_json::from_value(state.clone())
         .map_err(anyhow::Error::from)
         .or_else(|embedded| {
-            if !legacy.is_file() {
+            if !readable.is_file() {
                 return Err(embedded);
             }
-            let text = std::fs::read_to_string(&legacy)?;
+            let text = std::fs::read_to_string(&readable)?;
             serde_json::from_str(&text).map_err(anyhow::Error::from)
         })
         .with_context(|| format!("reading the trainer state of {}", dir.display()))?;
@@ -253,9 +253,8 @@ fn newest_loadable_checkpoint(
     run: &RunDir,
     config: &Config,
 ) -> Result<Option<(PathBuf, (Policy, PolicyOptimizer, TrainState))>> {
-    let checkpoints = run.checkpoints();
     let mut failed: Vec<(PathBuf, anyhow::Error)> = Vec::new();
-    for (_, dir) in checkpoints.into_iter().rev() {
+    for (_, dir) in run.checkpoints().into_iter().rev() {
         match load_checkpoint(&dir, config) {
             Ok(loaded) => {
                 for (bad, e) in failed {
