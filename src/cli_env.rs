@@ -4,7 +4,6 @@ use std::io::{BufRead, Write};
 
 use anyhow::{Context, Result};
 use clap::Subcommand;
-use tsr::env::frozenlake::TurnLimits;
 use tsr::env::{Env, ParsedReply, TaskEnv, TaskKind, play_turn};
 
 use crate::{ConfigArgs, UsageError};
@@ -189,12 +188,7 @@ fn ceiling(name: &str, first: u64, count: u64, args: &ConfigArgs) -> Result<()> 
     let TaskEnv::FrozenLake(mut lake) = build(name, args, None)? else {
         return Err(UsageError("the ceiling is computed for --env frozenlake only".into()).into());
     };
-    let env_config = args.load()?.env;
-    let limits = TurnLimits {
-        max_turns: env_config.max_turns,
-        max_actions_per_turn: env_config.max_actions_per_turn,
-        max_actions_per_episode: env_config.max_actions_per_episode,
-    };
+    let limits = args.load()?.env.turn_limits();
     let cells = lake.rows() * lake.cols();
     if let Some(why) = tsr::env::frozenlake::table_too_large(cells, limits) {
         return Err(UsageError(format!("the ceiling cannot be computed here: {why}")).into());

@@ -106,6 +106,15 @@ impl EnvSection {
             format_penalty: self.format_penalty,
         }
     }
+
+    /// The turn rules the FrozenLake value table (ceiling, exact scorer) is computed under.
+    pub fn turn_limits(&self) -> super::frozenlake::TurnLimits {
+        super::frozenlake::TurnLimits {
+            max_turns: self.max_turns,
+            max_actions_per_turn: self.max_actions_per_turn,
+            max_actions_per_episode: self.max_actions_per_episode,
+        }
+    }
 }
 
 /// An environment of whichever task the config names. Cloning forks it.

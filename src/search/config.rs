@@ -146,11 +146,7 @@ pub fn cross_check(config: &crate::config::Config, issues: &mut Issues) {
         );
     }
     if s.scorer == "optimal" && config.env.task == "frozenlake" {
-        let limits = crate::env::frozenlake::TurnLimits {
-            max_turns: config.env.max_turns,
-            max_actions_per_turn: config.env.max_actions_per_turn,
-            max_actions_per_episode: config.env.max_actions_per_episode,
-        };
+        let limits = config.env.turn_limits();
         let cells = config.frozenlake.rows * config.frozenlake.cols;
         if let Some(why) = crate::env::frozenlake::table_too_large(cells, limits) {
             issues.push("search.scorer", format!("\"optimal\": {why}"));
