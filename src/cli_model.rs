@@ -32,8 +32,10 @@ pub struct ModelBenchArgs {
     /// Also run benches/torch_model_bench.py on the same shapes and report ratios.
     #[arg(long)]
     torch: bool,
-    /// Run one part only: prefill, decode, train or fork (e.g. under a profiler).
-    #[arg(long, default_value = "")]
+    /// Run one part only: prefill, decode, train or fork (e.g. under a profiler), or kernel: the
+    /// decode kernel against gemm on the preset's layer products (not part of a full run).
+    #[arg(long, default_value = "",
+          value_parser = ["", "prefill", "decode", "train", "fork", "kernel"])]
     only: String,
     /// Compute threads for both engines (RAYON_NUM_THREADS here, torch.set_num_threads there);
     /// 0 keeps the defaults (one per core).
@@ -60,6 +62,13 @@ pub fn run_bench(cmd: BenchCommand) -> anyhow::Result<()> {
             return Ok(());
         }
     };
+    if args.torch && args.only == "kernel" {
+        return Err(crate::UsageError(
+            "--only kernel compares two tsr kernels; PyTorch has no counterpart (drop --torch)"
+                .into(),
+        )
+        .into());
+    }
     if args.threads > 0 {
         // SAFETY: set before rayon's pool or any other thread of this process exists.
         unsafe { std::env::set_var("RAYON_NUM_THREADS", args.threads.to_string()) };

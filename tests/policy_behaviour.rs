@@ -391,3 +391,60 @@ fn sample_each_answers_every_request_as_sample_would() {
         }
     }
 }
+
+#[test]
+fn decoding_a_model_with_large_weights_agrees_with_the_full_forward() {
+    // `small`'s MLP weights are large enough that decode-sized products (2-16 rows) take the
+    // streaming decode kernel instead of gemm: the cached paths that use it must give the
+    // training forward's log-probs (f32 rounding: abs 1e-4, as the conformance tests allow).
+    let tok = Tokenizer::build_for_corpus(&corpus()).unwrap();
+    let s = ModelSection {
+        preset: "small".into(),
+        context_limit: 128,
+        max_new_tokens: 10,
+        ..ModelSection::default()
+    };
+    let p = Policy::from_section(&s, &tok, 3).unwrap();
+    let ids = prompt(&tok);
+    let full = p
+        .forward_train(&TrainBatch {
+            tokens: vec![ids.clone()],
+        })
+        .unwrap();
+    let full: Vec<f32> = full.logprobs.flatten_all().unwrap().to_vec1().unwrap();
+    for chunk in [3, 8, 16] {
+        let inc = p.incremental_logprobs(&ids, chunk).unwrap();
+        let d = inc
+            .iter()
+            .zip(&full)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0, f32::max);
+        assert!(d <= 1e-4, "chunks of {chunk}: {d}");
+    }
+    let req = GenRequest {
+        prompt: ids.clone(),
+        n: 6,
+        max_new_tokens: 10,
+        sampling: Sampling {
+            temperature: 1.0,
+            top_p: 1.0,
+            top_k: 0,
+            greedy: false,
+        },
+        stop_strings: Vec::new(),
+        seed: 5,
+    };
+    let out = p.generate(std::slice::from_ref(&req)).unwrap();
+    for s in &out[0].samples {
+        let row = [ids.clone(), s.tokens.clone()].concat();
+        let f = p.forward_train(&TrainBatch { tokens: vec![row] }).unwrap();
+        let f: Vec<f32> = f.logprobs.flatten_all().unwrap().to_vec1().unwrap();
+        let d = s
+            .logprobs
+            .iter()
+            .zip(&f[ids.len()..])
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0, f32::max);
+        assert!(d <= 1e-4, "forked sample vs full forward: {d}");
+    }
+}

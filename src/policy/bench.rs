@@ -95,7 +95,7 @@ fn forward_flops(p: &Policy, tokens: usize, ctx: f64) -> f64 {
 
 /// Run every measurement for `preset` and return the JSON report.
 /// `only`: run just one part ("prefill", "decode", "train", "fork"), e.g. for profiling; the
-/// others are reported as null.
+/// others are reported as null. "kernel" (the decode kernel against gemm) runs only when asked.
 pub fn run(preset: &str, shapes: &BenchShapes, only: &str) -> Result<Value, PolicyError> {
     let want = |part: &str| only.is_empty() || only == part;
     let tok = Tokenizer::build_for_corpus_sized(&synthetic_corpus(), 512)?;
@@ -120,6 +120,10 @@ pub fn run(preset: &str, shapes: &BenchShapes, only: &str) -> Result<Value, Poli
         "shapes": shapes,
         "peak_gflops": PEAK_GFLOPS,
     });
+    if only == "kernel" {
+        report["decode_kernel"] = super::bench_kernel::compare(&a);
+        return Ok(report);
+    }
     if want("prefill") {
         let rows = random_rows(&mut rng, shapes.prefill_batch, shapes.prefill_len, v);
         let refs: Vec<&[u32]> = rows.iter().map(Vec::as_slice).collect();

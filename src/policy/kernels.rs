@@ -40,9 +40,35 @@ pub(super) fn parallelism(work: usize) -> gemm::Parallelism {
 }
 
 /// `out[m, n] = x[m, k] @ W` where `W` is the `[k, n]` weight stored as `layout` says, plus
-/// `bias[n]` when given.
+/// `bias[n]` when given. Decode-sized products (a few rows) with a large `InOut` weight go to
+/// [`super::skinny`], everything else to gemm.
 #[allow(clippy::too_many_arguments)]
 pub fn linear(
+    x: &[f32],
+    m: usize,
+    k: usize,
+    w: &[f32],
+    layout: WLayout,
+    n: usize,
+    bias: Option<&[f32]>,
+    out: &mut Vec<f32>,
+) {
+    let decode_sized = (2..=super::skinny::MAX_ROWS).contains(&m);
+    if layout == WLayout::InOut && decode_sized && k * n >= super::skinny::MIN_WEIGHTS {
+        let threads = match parallelism(m * n * k) {
+            gemm::Parallelism::Rayon(t) => t,
+            gemm::Parallelism::None => 1,
+        };
+        super::skinny::product(x, m, k, w, n, bias, threads, out);
+    } else {
+        gemm_product(x, m, k, w, layout, n, bias, out);
+    }
+}
+
+/// [`linear`] through gemm whatever the shape (also the baseline of `tsr bench model --only
+/// kernel`).
+#[allow(clippy::too_many_arguments)]
+pub(super) fn gemm_product(
     x: &[f32],
     m: usize,
     k: usize,

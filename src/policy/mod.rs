@@ -7,6 +7,7 @@
 mod alloc;
 mod arch;
 pub mod bench;
+mod bench_kernel;
 mod block_attention;
 mod checkpoint;
 mod error;
@@ -30,6 +31,7 @@ mod sampling;
 pub mod schedule;
 mod section;
 mod simd;
+mod skinny;
 mod tokenizer;
 mod train;
 

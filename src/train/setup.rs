@@ -215,11 +215,11 @@ pub fn latest_checkpoint(run: &RunDir) -> Option<PathBuf> {
     run.checkpoints().pop().map(|(_, p)| p)
 }
 
+/// What a checkpoint restores: the weights, the optimizer's moments and the trainer's state.
+pub type Restored = (Policy, PolicyOptimizer, TrainState);
+
 /// Load a checkpoint folder: policy, optimizer and the trainer state saved with it.
-pub fn load_checkpoint(
-    dir: &Path,
-    config: &Config,
-) -> Result<(Policy, PolicyOptimizer, TrainState)> {
+pub fn load_checkpoint(dir: &Path, config: &Config) -> Result<Restored> {
     let (mut policy, optimizer, state) = Policy::load_checkpoint(dir, &config.model)
         .with_context(|| format!("loading checkpoint {}", dir.display()))?;
     if config.train.constrained_reply {
@@ -252,7 +252,7 @@ pub fn load_checkpoint(
 fn newest_loadable_checkpoint(
     run: &RunDir,
     config: &Config,
-) -> Result<Option<(PathBuf, (Policy, PolicyOptimizer, TrainState))>> {
+) -> Result<Option<(PathBuf, Restored)>> {
     let mut failed: Vec<(PathBuf, anyhow::Error)> = Vec::new();
     for (_, dir) in run.checkpoints().into_iter().rev() {
         match load_checkpoint(&dir, config) {
