@@ -21,8 +21,8 @@ pub const MAX_ROWS: usize = 16;
 /// machine; smaller ones stay cached between steps, where gemm is faster.
 pub const MIN_WEIGHTS: usize = 1 << 18;
 
-/// Output columns handled per pass over the weight rows: 8 output rows of this width (8 KB)
-/// stay in L1 while the weight rows stream past.
+/// Output columns handled per pass over the weight rows: up to 16 output rows of this width
+/// (16 KB) stay in L1 while the weight rows stream past.
 const COLS: usize = 256;
 
 /// Weight rows combined per read-modify-write of an output element: 8 multiply-adds per load
