@@ -26,6 +26,23 @@ fn metrics_without_timing(run: &Path) -> Vec<serde_json::Value> {
         .collect()
 }
 
+/// Every step that played a second turn somewhere found that turn's prompt prefix in the prompt
+/// cache; at least one step must have (the check is not vacuous).
+fn assert_prompt_cache_reused(lines: &[serde_json::Value]) {
+    let multi_turn: Vec<_> = lines
+        .iter()
+        .filter(|l| l["kind"] == "train")
+        .filter(|l| l["env_turns"].as_u64() > l["train"]["episodes"].as_u64())
+        .collect();
+    assert!(!multi_turn.is_empty(), "no step played a second turn");
+    for l in multi_turn {
+        let reused = l["prompt_tokens_reused"]
+            .as_u64()
+            .expect("prompt_tokens_reused");
+        assert!(reused > 0, "step {} reused no prompt tokens", l["step"]);
+    }
+}
+
 fn strip_timing(v: &mut serde_json::Value) {
     if let Some(map) = v.as_object_mut() {
         map.retain(|k, _| !(k.ends_with("_s") || k.ends_with("_per_s") || k.starts_with("time_")));
@@ -50,6 +67,7 @@ fn deterministic_runs_are_identical_bit_for_bit() {
         "one line per step"
     );
     assert_eq!(ma, mb, "same seed, same metrics");
+    assert_prompt_cache_reused(&ma);
     assert!(
         ma.iter()
             .filter(|l| l["kind"] == "train")
@@ -169,6 +187,7 @@ fn actor_system_trains_and_eval_reads_its_checkpoint() {
     let lines = metrics_without_timing(&run);
     let train_lines: Vec<_> = lines.iter().filter(|l| l["kind"] == "train").collect();
     assert_eq!(train_lines.len(), 2);
+    assert_prompt_cache_reused(&lines);
     for l in &train_lines {
         assert_eq!(
             l["train"]["episodes"], 4,

@@ -55,6 +55,8 @@ pub struct InferenceStats {
     pub sequences: AtomicU64,
     /// Nanoseconds spent generating.
     pub busy_ns: AtomicU64,
+    /// Prompt tokens found in the prompt cache (across weight versions).
+    pub prompt_tokens_reused: AtomicU64,
 }
 
 /// Injected slowness of the inference actor (`faults.inference_delay_ms` and `_jitter_ms`).
@@ -151,8 +153,11 @@ fn run_batch(policy: &Policy, version: u64, batch: Vec<Generate>, stats: &Infere
     let sequences: usize = requests.iter().map(|r| r.n).sum();
     let reused_before = policy.prompt_tokens_reused();
     let result = policy.generate(&requests);
-    metrics::counter!(m::PROMPT_TOKENS_REUSED)
-        .increment(policy.prompt_tokens_reused() - reused_before);
+    let reused = policy.prompt_tokens_reused() - reused_before;
+    metrics::counter!(m::PROMPT_TOKENS_REUSED).increment(reused);
+    stats
+        .prompt_tokens_reused
+        .fetch_add(reused, Ordering::Relaxed);
     stats.batches.fetch_add(1, Ordering::Relaxed);
     stats
         .sequences

@@ -211,6 +211,12 @@ impl Backend for ActorBackend {
         Some(self.supervision.counts())
     }
 
+    fn prompt_tokens_reused(&self) -> u64 {
+        self.inference_stats
+            .prompt_tokens_reused
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     fn checkpoint(&mut self, dir: &Path, state: &TrainState) -> anyhow::Result<()> {
         let msg = Checkpoint {
             dir: dir.to_owned(),

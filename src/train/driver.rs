@@ -40,6 +40,8 @@ pub trait Backend {
     fn supervision(&self) -> Option<crate::faults::SupervisionCounts> {
         None
     }
+    /// Prompt tokens found in the prompt cache so far (not prefilled again).
+    fn prompt_tokens_reused(&self) -> u64;
 }
 
 /// The loop's own state, saved in every checkpoint so a resumed run continues exactly.
@@ -74,6 +76,9 @@ pub struct StepLine {
     pub rollout_s: f64,
     pub generated_tokens: usize,
     pub generated_tokens_per_s: f64,
+    /// Prompt tokens of this step's rollouts found in the prompt cache, so not prefilled again
+    /// (an episode's next turn extends its previous prompt and reply).
+    pub prompt_tokens_reused: u64,
     pub trained_tokens_per_s: f64,
     pub env_turns: usize,
     /// Primitive environment actions played in the kept trajectories.
@@ -189,6 +194,7 @@ struct Pending {
     outcomes: Outcomes,
     rollout_s: f64,
     generated: usize,
+    prompt_tokens_reused: u64,
     turns: usize,
     steps: usize,
     search: SearchAccounting,
@@ -240,8 +246,10 @@ pub fn train_loop(
         let replayed = state.replay.take(tc.replay_groups);
         let replay_seeds: Vec<u64> = replayed.iter().map(|e| e.env_seed).collect();
         specs.extend(replay_specs(step, layout, &replay_seeds, config.run.seed));
+        let reused_before = backend.prompt_tokens_reused();
         let episodes = backend.rollouts(&specs, sampling_for_training(config), true)?;
         let rollout_s = t.elapsed().as_secs_f64();
+        let prompt_tokens_reused = backend.prompt_tokens_reused() - reused_before;
         let replay = (tc.replay_groups > 0).then(|| {
             let capacity = REPLAY_QUEUE_STEPS * tc.replay_groups;
             state
@@ -260,6 +268,7 @@ pub fn train_loop(
             outcomes: Outcomes::of(&episodes),
             rollout_s,
             generated: episodes.iter().map(|e| e.generated_tokens).sum(),
+            prompt_tokens_reused,
             turns: episodes.iter().map(|e| e.turns.len()).sum(),
             steps: episodes
                 .iter()
@@ -346,6 +355,7 @@ fn finish(
         train: p.outcomes,
         generated_tokens: p.generated,
         generated_tokens_per_s: p.generated as f64 / p.rollout_s.max(1e-9),
+        prompt_tokens_reused: p.prompt_tokens_reused,
         trained_tokens_per_s: update.tokens_trained as f64
             / (update.time_update_s + update.time_prepare_s).max(1e-9),
         env_turns: p.turns,

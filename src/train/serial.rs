@@ -152,6 +152,10 @@ impl Backend for SerialBackend {
         Ok((report, self.learner.version))
     }
 
+    fn prompt_tokens_reused(&self) -> u64 {
+        self.learner.policy.prompt_tokens_reused()
+    }
+
     fn checkpoint(&mut self, dir: &Path, state: &TrainState) -> anyhow::Result<()> {
         let state = serde_json::to_value(state)?;
         self.learner
