@@ -297,6 +297,7 @@ mod tests {
             rollout_s: 1.0,
             generated_tokens: 10,
             generated_tokens_per_s: 10.0,
+            prompt_tokens_reused: 0,
             trained_tokens_per_s: 5.0,
             env_turns: 1,
             env_steps: 1,

@@ -30,6 +30,7 @@ fn step_line(step: u64, loss: f64) -> String {
         rollout_s: 1.0,
         generated_tokens: 1000,
         generated_tokens_per_s: 1000.0 + step as f64,
+        prompt_tokens_reused: 0,
         trained_tokens_per_s: 3000.0,
         env_turns: 40,
         env_steps: 60,
