@@ -249,7 +249,10 @@ pub fn train_loop(
         let reused_before = backend.prompt_tokens_reused();
         let episodes = backend.rollouts(&specs, sampling_for_training(config), true)?;
         let rollout_s = t.elapsed().as_secs_f64();
-        let prompt_tokens_reused = backend.prompt_tokens_reused() - reused_before;
+        // Saturating: a backend that rebuilt its policy (a learner retry) counts from 0 again.
+        let prompt_tokens_reused = backend
+            .prompt_tokens_reused()
+            .saturating_sub(reused_before);
         let replay = (tc.replay_groups > 0).then(|| {
             let capacity = REPLAY_QUEUE_STEPS * tc.replay_groups;
             state
