@@ -13,16 +13,18 @@
 use rayon::prelude::*;
 
 /// Most rows this kernel takes: its time grows with the rows (every output element is loaded
-/// and stored once per 8 weight rows), gemm's hardly below 64 rows, and they meet near 32
-/// rows. gemm's single-row path is as fast as this kernel at one row.
-pub const MAX_ROWS: usize = 16;
+/// and stored once per 8 weight rows), gemm's hardly at all below 64 rows. On the quiet machine
+/// whole `small` decode steps took 0.69-0.77 of gemm's time at 2 rows, 0.84-0.91 at 4, 0.88-1.10
+/// at 8 and 1.12-1.22 at 16 (beside another run, where memory is the scarce part, the kernel
+/// led further). gemm's single-row path is as fast as this kernel at one row.
+pub const MAX_ROWS: usize = 4;
 
 /// Fewest weights (`k * n`) of a matrix this kernel takes: 1 MB of f32, the L2 cache of this
 /// machine; smaller ones stay cached between steps, where gemm is faster.
 pub const MIN_WEIGHTS: usize = 1 << 18;
 
-/// Output columns handled per pass over the weight rows: up to 16 output rows of this width
-/// (16 KB) stay in L1 while the weight rows stream past.
+/// Output columns handled per pass over the weight rows: the output rows of this width (1 KB
+/// each) stay in L1 while the weight rows stream past.
 const COLS: usize = 256;
 
 /// Weight rows combined per read-modify-write of an output element: 8 multiply-adds per load
