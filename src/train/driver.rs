@@ -250,9 +250,7 @@ pub fn train_loop(
         let episodes = backend.rollouts(&specs, sampling_for_training(config), true)?;
         let rollout_s = t.elapsed().as_secs_f64();
         // Saturating: a backend that rebuilt its policy (a learner retry) counts from 0 again.
-        let prompt_tokens_reused = backend
-            .prompt_tokens_reused()
-            .saturating_sub(reused_before);
+        let prompt_tokens_reused = backend.prompt_tokens_reused().saturating_sub(reused_before);
         let replay = (tc.replay_groups > 0).then(|| {
             let capacity = REPLAY_QUEUE_STEPS * tc.replay_groups;
             state
