@@ -2,30 +2,37 @@
 //! batch).
 //!
 //! Hand-written because gemm, which every other product here uses, is up to 2x slower on the
-//! large weights of a decode step: with a few rows it walks the weight column block by column
-//! block, one cache line per weight row, and with rows 4 KB or more apart every line is on a new
-//! page, while a weight beyond the L2 cache comes from L3 or memory at every step. This kernel
-//! reads the weight once, row after row, and keeps the few output rows in L1. On weights that
-//! stay in cache gemm's register blocking wins (1.2-1.6x faster than this kernel), so `linear`
-//! sends only large weights here (measured per shape and for whole models: BENCHMARKS.md,
-//! "Decode kernel").
+//! weights of a decode step when they do not stay in cache: with a few rows it walks the weight
+//! column block by column block, one cache line per weight row, every line on a new page. This
+//! kernel reads the weight once, whole row after row. On weights that stay in cache between
+//! steps (all of `tiny`'s 3 MB) gemm's register blocking wins by 1.2-2.5x, so `linear` sends only
+//! large matrices here (measured per preset: BENCHMARKS.md, "Decode kernel").
 
 use rayon::prelude::*;
 
 /// Most rows this kernel takes: its time grows with the rows (every output element is loaded
-/// and stored once per 8 weight rows), gemm's hardly at all below 64 rows. On the quiet machine
-/// whole `small` decode steps took 0.69-0.77 of gemm's time at 2 rows, 0.84-0.91 at 4, 0.88-1.10
-/// at 8 and 1.12-1.22 at 16 (beside another run, where memory is the scarce part, the kernel
-/// led further). gemm's single-row path is as fast as this kernel at one row.
-pub const MAX_ROWS: usize = 4;
+/// and stored once per 8 weight rows), gemm's hardly at all below 64 rows. Whole `small` decode
+/// steps' products, against gemm's time (quiet machine, tenth session): 0.49-0.60 at 2 rows,
+/// 0.60-0.64 at 4, 0.59-0.72 at 8, 0.81-0.97 at 16, 0.84-1.12 at 32 with one thread; 0.48-0.54,
+/// 0.70-0.81, 0.75-0.89, 0.92-1.08, 1.16-1.33 with two. gemm's single-row path is as fast as
+/// this kernel at one row.
+pub const MAX_ROWS: usize = 8;
 
-/// Fewest weights (`k * n`) of a matrix this kernel takes: 1 MB of f32, the L2 cache of this
-/// machine; smaller ones stay cached between steps, where gemm is faster.
-pub const MIN_WEIGHTS: usize = 1 << 18;
+/// Fewest weights (`k * n`) of a matrix this kernel takes, 512 KB of f32: `small`'s attention
+/// projections (0.6-1 MB) gain as much as its MLP, while every matrix of `tiny` (at most 0.35
+/// MB, the whole model a few MB) stays cached between steps, where gemm is faster.
+pub const MIN_WEIGHTS: usize = 1 << 17;
 
-/// Output columns handled per pass over the weight rows: the output rows of this width (1 KB
-/// each) stay in L1 while the weight rows stream past.
-const COLS: usize = 256;
+/// Output columns per pass over the weight rows: whole rows for every model here, so the weight
+/// streams contiguously (runs of up to 16 KB, which the hardware prefetcher follows). Passes of
+/// 256 columns (1 KB runs, every one on a new page) were 1.3-1.5x slower on `small`'s decode
+/// products (BENCHMARKS.md, "Decode kernel", tenth session) although their output rows stayed
+/// in L1.
+const COLS: usize = 4096;
+
+/// Columns per thread are a multiple of this (a cache line is 16 floats), so two threads never
+/// write the same line.
+const SPLIT: usize = 64;
 
 /// Weight rows combined per read-modify-write of an output element: 8 multiply-adds per load
 /// and store of the output instead of one.
@@ -52,13 +59,13 @@ pub fn product(
     }
     out.clear();
     out.resize(m * n, 0.0);
-    if threads <= 1 || n < 2 * COLS {
+    if threads <= 1 || n < 2 * SPLIT {
         columns(x, m, k, w, n, 0..n, bias, out, n);
         return;
     }
     // Each thread takes a contiguous range of output columns into its own `[m, width]` buffer,
     // copied into place afterwards (m * n floats, small beside the k * n weights it read).
-    let per = n.div_ceil(threads).div_ceil(COLS) * COLS;
+    let per = n.div_ceil(threads).div_ceil(SPLIT) * SPLIT;
     let parts: Vec<(usize, Vec<f32>)> = (0..n.div_ceil(per))
         .into_par_iter()
         .map(|t| {
@@ -164,14 +171,15 @@ mod tests {
 
     #[test]
     fn matches_a_float64_product_for_every_shape_edge() {
-        // k not a multiple of the unroll, n not a multiple of the column block, and n large
-        // enough to split across threads.
+        // k not a multiple of the unroll, n not a multiple of the thread split, n large enough
+        // to split across threads, and n beyond one pass of columns.
         for (m, k, n) in [
             (2, 13, 7),
             (3, 16, 300),
             (5, 37, 513),
             (32, 9, 1030),
             (2, 8, 256),
+            (3, 11, 2 * COLS + 5),
         ] {
             let (x, w, b) = (values(m * k, 1), values(k * n, 2), values(n, 3));
             for bias in [None, Some(b.as_slice())] {
