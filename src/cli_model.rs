@@ -41,6 +41,10 @@ pub struct ModelBenchArgs {
     /// 0 keeps the defaults (one per core).
     #[arg(long, default_value_t = 0)]
     threads: usize,
+    /// Tokens per training row instead of the preset's 128: the trainer's multi-turn episodes
+    /// run to 150-300 tokens, where the causal attention weighs more.
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
+    train_len: Option<u16>,
     /// Python interpreter for --torch.
     #[arg(long, default_value = "python3")]
     python: String,
@@ -73,7 +77,10 @@ pub fn run_bench(cmd: BenchCommand) -> anyhow::Result<()> {
         // SAFETY: set before rayon's pool or any other thread of this process exists.
         unsafe { std::env::set_var("RAYON_NUM_THREADS", args.threads.to_string()) };
     }
-    let shapes = BenchShapes::for_preset(&args.preset);
+    let mut shapes = BenchShapes::for_preset(&args.preset);
+    if let Some(len) = args.train_len {
+        shapes.train_len = usize::from(len);
+    }
     let mut rounds = Vec::with_capacity(usize::from(args.rounds));
     for _ in 0..args.rounds {
         let ours = run(&args.preset, &shapes, &args.only)?;

@@ -46,13 +46,21 @@ fn grads_and_outputs(p: &Policy, batch: &TrainBatch, fused: bool) -> (Vec<Vec<f3
 fn fused_ops_match_composite_values_and_gradients() {
     let tok = Tokenizer::build_for_corpus(&corpus()).unwrap();
     let s = ModelSection {
-        context_limit: 64,
+        context_limit: 256,
         ..ModelSection::default()
     };
     let p = Policy::from_section(&s, &tok, 5).unwrap();
     let row = tok.encode(&corpus()[3]).unwrap();
+    // A row longer than two causal blocks of the fused attention (64 query rows each), so the
+    // blocks' partial key gradients are summed.
+    let long: Vec<u32> = corpus()[..12]
+        .iter()
+        .flat_map(|c| tok.encode(c).unwrap())
+        .take(150)
+        .collect();
+    assert!(long.len() > 2 * 64, "long row of {} tokens", long.len());
     let batch = TrainBatch {
-        tokens: vec![row.clone(), row[..7].to_vec(), row[2..].to_vec()],
+        tokens: vec![row.clone(), row[..7].to_vec(), row[2..].to_vec(), long],
     };
     let (gf, of) = grads_and_outputs(&p, &batch, true);
     let (gc, oc) = grads_and_outputs(&p, &batch, false);

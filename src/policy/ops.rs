@@ -142,6 +142,7 @@ impl AttnInputs {
             cos: cos.clone(),
             sin: sin.clone(),
             key_real: real.clone(),
+            block: super::fused_attention::CAUSAL_BLOCK,
         })
     }
 
