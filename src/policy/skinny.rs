@@ -30,8 +30,8 @@ pub const MIN_WEIGHTS: usize = 1 << 17;
 /// in L1.
 const COLS: usize = 4096;
 
-/// Columns per thread are a multiple of this (a cache line holds 16 floats), so each thread
-/// reads whole lines of every weight row and no line is fetched by both threads.
+/// Columns per thread are a multiple of this (four cache lines of 16 floats), so the threads'
+/// ranges of a weight row share at most one line (none when the row starts on a line).
 const SPLIT: usize = 64;
 
 /// Weight rows combined per read-modify-write of an output element: 8 multiply-adds per load
