@@ -69,15 +69,15 @@ impl Attention {
             .map(|task| {
                 let (bi, h) = (task / nh, task % nh);
                 let g = h / (nh / nkv);
+                let vv = View {
+                    data: &v[(bi * t * nkv + g) * d..],
+                    rs: nkv * d,
+                    cs: 1,
+                };
                 let mut p = Vec::new();
                 let mut o = vec![0.0f32; t * d];
                 for (i0, i1) in self.blocks() {
                     self.probs(&q, &k, bi, h, i0, i1, &mut p);
-                    let vv = View {
-                        data: &v[(bi * t * nkv + g) * d..],
-                        rs: nkv * d,
-                        cs: 1,
-                    };
                     let probs = View {
                         data: &p,
                         rs: i1,
