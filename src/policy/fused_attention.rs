@@ -77,7 +77,7 @@ impl Attention {
                 let mut p = Vec::new();
                 let mut o = vec![0.0f32; t * d];
                 for (i0, i1) in self.blocks() {
-                    self.probs(&q, &k, bi, h, i0, i1, &mut p);
+                    self.probs(&q, &k, bi, h, (i0, i1), &mut p);
                     let probs = View {
                         data: &p,
                         rs: i1,
@@ -141,7 +141,7 @@ impl Attention {
                     let off = (bi * t * nh + h) * d;
                     for (i0, i1) in self.blocks() {
                         let rows = i1 - i0;
-                        self.probs(&q, &k, bi, h, i0, i1, &mut p);
+                        self.probs(&q, &k, bi, h, (i0, i1), &mut p);
                         let first = off + i0 * nh * d;
                         let dov = View {
                             data: &dout[first..],
@@ -217,20 +217,19 @@ impl Attention {
             .map(move |i0| (i0, (i0 + step).min(self.t)))
     }
 
-    /// Attention probabilities of queries `i0..i1` of head `h` in batch row `bi` over keys
-    /// `0..i1`, into `p` as `[i1 - i0, i1]`, with causal and key masks; a query with no visible
-    /// key gets an all-zero row.
-    #[allow(clippy::too_many_arguments)]
+    /// Attention probabilities of the query block `(i0, i1)` of head `h` in batch row `bi` over
+    /// keys `0..i1`, into `p` as `[i1 - i0, i1]`, with causal and key masks; a query with no
+    /// visible key gets an all-zero row.
     fn probs(
         &self,
         q: &[f32],
         k: &[f32],
         bi: usize,
         h: usize,
-        i0: usize,
-        i1: usize,
+        block: (usize, usize),
         p: &mut Vec<f32>,
     ) {
+        let (i0, i1) = block;
         let (t, d, nh, nkv) = (self.t, self.d, self.heads, self.kv_heads);
         let g = h / (nh / nkv);
         let qv = View {
