@@ -42,14 +42,41 @@ fn grads_and_outputs(p: &Policy, batch: &TrainBatch, fused: bool) -> (Vec<Vec<f3
     (g, outs)
 }
 
-#[test]
-fn fused_ops_match_composite_values_and_gradients() {
+fn max(a: &[f32], b: &[f32]) -> f32 {
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0f32, f32::max)
+}
+
+fn assert_fused_matches_composite(p: &Policy, batch: &TrainBatch) {
+    let (gf, of) = grads_and_outputs(p, batch, true);
+    let (gc, oc) = grads_and_outputs(p, batch, false);
+    assert!(max(&of, &oc) < 2e-4, "outputs differ by {}", max(&of, &oc));
+    for ((name, a), b) in p.params().names().iter().zip(&gf).zip(&gc) {
+        let scale = b.iter().map(|x| x.abs()).fold(1e-3f32, f32::max);
+        let d = max(a, b);
+        assert!(
+            d <= 1e-3 * scale,
+            "{name}: gradient differs by {d} (scale {scale})"
+        );
+    }
+}
+
+/// The default `tiny` preset with room for 150-token rows.
+fn tiny_policy(seed: u64) -> (Tokenizer, Policy) {
     let tok = Tokenizer::build_for_corpus(&corpus()).unwrap();
     let s = ModelSection {
         context_limit: 256,
         ..ModelSection::default()
     };
-    let p = Policy::from_section(&s, &tok, 5).unwrap();
+    let p = Policy::from_section(&s, &tok, seed).unwrap();
+    (tok, p)
+}
+
+#[test]
+fn fused_ops_match_composite_values_and_gradients() {
+    let (tok, p) = tiny_policy(5);
     let row = tok.encode(&corpus()[3]).unwrap();
     // A row longer than two causal blocks of the fused attention (64 query rows each), so the
     // blocks' partial key gradients are summed.
@@ -62,23 +89,7 @@ fn fused_ops_match_composite_values_and_gradients() {
     let batch = TrainBatch {
         tokens: vec![row.clone(), row[..7].to_vec(), row[2..].to_vec(), long],
     };
-    let (gf, of) = grads_and_outputs(&p, &batch, true);
-    let (gc, oc) = grads_and_outputs(&p, &batch, false);
-    let max = |a: &[f32], b: &[f32]| {
-        a.iter()
-            .zip(b)
-            .map(|(x, y)| (x - y).abs())
-            .fold(0.0f32, f32::max)
-    };
-    assert!(max(&of, &oc) < 2e-4, "outputs differ by {}", max(&of, &oc));
-    for ((name, a), b) in p.params().names().iter().zip(&gf).zip(&gc) {
-        let scale = b.iter().map(|x| x.abs()).fold(1e-3f32, f32::max);
-        let d = max(a, b);
-        assert!(
-            d <= 1e-3 * scale,
-            "{name}: gradient differs by {d} (scale {scale})"
-        );
-    }
+    assert_fused_matches_composite(&p, &batch);
     // Left padding through the fused attention: real rows equal the unpadded run.
     let n = row.len();
     let pad = tok.pad_id();
@@ -131,4 +142,29 @@ fn a_second_backward_over_the_same_graph_gives_the_same_gradients() {
     let second = param_grads(&p, &loss.backward().unwrap());
     assert!(first.iter().flatten().any(|g| *g != 0.0));
     assert_eq!(first, second);
+}
+
+/// A training batch large enough that the fused ops split their rows across threads (RMSNorm,
+/// SiLU-gate and RoPE go parallel from 2^18 elements: 2048 tokens of `tiny`'s 128-wide rows),
+/// run in a two-thread pool whatever the machine: the split gives the composite's gradients.
+#[test]
+fn fused_ops_split_across_threads_match_composite() {
+    let (tok, p) = tiny_policy(9);
+    let words: Vec<u32> = corpus()
+        .iter()
+        .cycle()
+        .take(40)
+        .flat_map(|c| tok.encode(c).unwrap())
+        .collect();
+    let tokens: Vec<Vec<u32>> = (0..18)
+        .map(|i| words[i * 7..i * 7 + 130 - i].to_vec())
+        .collect();
+    let n: usize = tokens.iter().map(Vec::len).sum();
+    assert!(n * 128 >= 1 << 18, "{n} tokens");
+    let batch = TrainBatch { tokens };
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(2)
+        .build()
+        .unwrap();
+    pool.install(|| assert_fused_matches_composite(&p, &batch));
 }

@@ -79,8 +79,13 @@ impl CustomOp2 for RmsNorm {
     }
 }
 
+/// Rows per task of [`rms_norm_backward`]. Each block sums its own weight gradient and the
+/// blocks' sums are added in block order, so the result is the same however many threads ran.
+const NORM_BLOCK_ROWS: usize = 32;
+
 /// Backward of RMSNorm over rows of `x`: adds the input gradient into `gx` and the weight
-/// gradient into `gw`, given the output gradient `g`.
+/// gradient into `gw`, given the output gradient `g`. Blocks of rows run in parallel (this
+/// ran on one thread while the other idled in a two-thread training step).
 pub(crate) fn rms_norm_backward(
     x: &[f32],
     w: &[f32],
@@ -90,22 +95,42 @@ pub(crate) fn rms_norm_backward(
     gw: &mut [f32],
 ) {
     let h = w.len();
-    for ((xr, gr), gxr) in x
-        .chunks_exact(h)
-        .zip(g.chunks_exact(h))
-        .zip(gx.chunks_exact_mut(h))
-    {
-        let ms = xr.iter().map(|v| v * v).sum::<f32>() / h as f32;
-        let r = 1.0 / (ms + eps).sqrt();
-        let mut s = 0.0f32;
-        for j in 0..h {
-            s += gr[j] * w[j] * xr[j];
-            gw[j] += gr[j] * xr[j] * r;
+    let block = NORM_BLOCK_ROWS * h;
+    let one_block = |b: usize, gxb: &mut [f32]| -> Vec<f32> {
+        let mut gwb = vec![0.0f32; h];
+        let (xb, gb) = (&x[b * block..], &g[b * block..]);
+        for ((xr, gr), gxr) in xb
+            .chunks_exact(h)
+            .zip(gb.chunks_exact(h))
+            .zip(gxb.chunks_exact_mut(h))
+        {
+            let ms = xr.iter().map(|v| v * v).sum::<f32>() / h as f32;
+            let r = 1.0 / (ms + eps).sqrt();
+            let mut s = 0.0f32;
+            for j in 0..h {
+                s += gr[j] * w[j] * xr[j];
+                gwb[j] += gr[j] * xr[j] * r;
+            }
+            let c = r * r * r * s / h as f32;
+            for j in 0..h {
+                gxr[j] += r * w[j] * gr[j] - xr[j] * c;
+            }
         }
-        let c = r * r * r * s / h as f32;
-        for j in 0..h {
-            gxr[j] += r * w[j] * gr[j] - xr[j] * c;
-        }
+        gwb
+    };
+    let partials: Vec<Vec<f32>> = if super::kernels::worth_threads(x.len()) {
+        gx.par_chunks_mut(block)
+            .enumerate()
+            .map(|(b, gxb)| one_block(b, gxb))
+            .collect()
+    } else {
+        gx.chunks_mut(block)
+            .enumerate()
+            .map(|(b, gxb)| one_block(b, gxb))
+            .collect()
+    };
+    for gwb in partials {
+        gw.iter_mut().zip(&gwb).for_each(|(a, b)| *a += b);
     }
 }
 

@@ -12,7 +12,7 @@ use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
 use super::fused::{slice, vec_of};
-use super::kernels::{View, dot, matmul_strided};
+use super::kernels::{View, dot, matmul_strided, par_rows};
 
 /// Query rows per block: a block of rows `i0..i1` is multiplied with keys `0..i1` only. Smaller
 /// blocks skip more of the masked triangle but make gemm's products thinner.
@@ -40,7 +40,8 @@ impl Attention {
     /// Rotate every head of `x` (`[B*T, heads*d]`) by its token's angles; `sign` -1 undoes it.
     fn rope(&self, x: &mut [f32], heads: usize, sign: f32) {
         let (d, half) = (self.d, self.d / 2);
-        for (tok, row) in x.chunks_exact_mut(heads * d).enumerate() {
+        let work = x.len();
+        par_rows(x, heads * d, work, |tok, row| {
             let (c, s) = (
                 &self.cos[tok * d..tok * d + half],
                 &self.sin[tok * d..tok * d + half],
@@ -53,7 +54,7 @@ impl Attention {
                     hv[j + half] = b * c[j] + a * sn;
                 }
             }
-        }
+        });
     }
 
     /// Attention of pre-RoPE `q` `[B*T, heads*d]` over `k`, `v` `[B*T, kv_heads*d]`: `[B*T, heads*d]`.

@@ -16,7 +16,7 @@ use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Tensor};
 use super::Arch;
 use super::fused::{rms_norm_backward, slice, with_f32};
 use super::fused_attention::Attention;
-use super::kernels::{View, WLayout, linear, matmul_large_new, rms_norm_rows, silu_gate};
+use super::kernels::{View, WLayout, linear, matmul_large_new, par_rows, rms_norm_rows, silu_gate};
 use super::regions::Regions;
 
 /// The parameter names of one layer in the order they are packed into the op's weight input.
@@ -182,15 +182,11 @@ impl DecoderLayer {
         let (a, b) = (transposed(dy, h), rows(&s.m, iw));
         dw.product(o.down_w, (h, iw, n), a, b);
         let mut dgu = vec![0.0f32; n * 2 * iw];
-        for ((gu, dm), dgu) in
-            s.gu.chunks_exact(2 * iw)
-                .zip(dm.chunks_exact(iw))
-                .zip(dgu.chunks_exact_mut(2 * iw))
-        {
-            let (g, u) = gu.split_at(iw);
+        par_rows(&mut dgu, 2 * iw, s.gu.len(), |r, dgu| {
+            let (g, u) = s.gu[2 * iw * r..2 * iw * (r + 1)].split_at(iw);
             let (dg, du) = dgu.split_at_mut(iw);
-            super::simd::silu_gate_backward(g, u, dm, dg, du);
-        }
+            super::simd::silu_gate_backward(g, u, &dm[iw * r..iw * (r + 1)], dg, du);
+        });
         let (a, b) = (rows(&dgu, 2 * iw), rows(&w[o.gu_w.clone()], h));
         let dh2 = matmul_large_new(n, h, 2 * iw, a, b);
         let (a, b) = (transposed(&dgu, 2 * iw), rows(&s.h2, h));

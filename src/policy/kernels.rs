@@ -30,9 +30,15 @@ pub fn transpose(w: &[f32], rows: usize, cols: usize) -> Vec<f32> {
     t
 }
 
+/// Whether `work` (multiply-adds, or elements of a row-wise op) is worth splitting across
+/// threads.
+pub(super) fn worth_threads(work: usize) -> bool {
+    work >= PAR_THRESHOLD && rayon::current_num_threads() > 1
+}
+
 /// gemm's threading for a product of `work` multiply-adds.
 pub(super) fn parallelism(work: usize) -> gemm::Parallelism {
-    if work >= PAR_THRESHOLD && rayon::current_num_threads() > 1 {
+    if worth_threads(work) {
         gemm::Parallelism::Rayon(rayon::current_num_threads())
     } else {
         gemm::Parallelism::None
@@ -139,18 +145,20 @@ pub(super) fn gemm_product(
     }
 }
 
-/// RMSNorm of each `h`-wide row of `x` into `out`.
+/// RMSNorm of each `h`-wide row of `x` into `out` (rows split across threads when a training
+/// batch's worth of them: this ran on one thread while the other idled).
 pub fn rms_norm_rows(x: &[f32], w: &[f32], eps: f32, out: &mut Vec<f32>) {
     let h = w.len();
     out.clear();
     out.resize(x.len(), 0.0);
-    for (row, o) in x.chunks_exact(h).zip(out.chunks_exact_mut(h)) {
+    par_rows(out, h, x.len(), |i, o| {
+        let row = &x[i * h..(i + 1) * h];
         let ms = row.iter().map(|v| v * v).sum::<f32>() / h as f32;
         let inv = 1.0 / (ms + eps).sqrt();
         for ((o, v), wv) in o.iter_mut().zip(row).zip(w) {
             *o = v * inv * wv;
         }
-    }
+    });
 }
 
 /// Rotate-half RoPE in place on one head vector at the angles of `cos`/`sin` rows.
@@ -168,10 +176,10 @@ pub fn rope_head(x: &mut [f32], cos: &[f32], sin: &[f32]) {
 pub fn silu_gate(gu: &[f32], i: usize, out: &mut Vec<f32>) {
     out.clear();
     out.resize(gu.len() / 2, 0.0);
-    for (row, o) in gu.chunks_exact(2 * i).zip(out.chunks_exact_mut(i)) {
-        let (g, u) = row.split_at(i);
+    par_rows(out, i, gu.len(), |r, o| {
+        let (g, u) = gu[2 * i * r..2 * i * (r + 1)].split_at(i);
         super::simd::silu_gate(g, u, o);
-    }
+    });
 }
 
 /// Dot product in 8 independent lanes so the compiler vectorises it (always inlined, so that
@@ -259,12 +267,13 @@ pub fn attend(
 }
 
 /// Run `f(i, chunk_i)` over the `width`-wide chunks of `out`, in parallel when the total work
-/// is worth it.
+/// is worth it (below [`PAR_THRESHOLD`], e.g. a decode step's few rows, on the calling thread).
+/// Each chunk is computed the same way whatever the split, so results do not depend on it.
 pub fn par_rows<F>(out: &mut [f32], width: usize, work: usize, f: F)
 where
     F: Fn(usize, &mut [f32]) + Sync + Send,
 {
-    if work >= PAR_THRESHOLD && rayon::current_num_threads() > 1 {
+    if worth_threads(work) {
         out.par_chunks_mut(width)
             .enumerate()
             .for_each(|(i, c)| f(i, c));
