@@ -191,9 +191,15 @@ pub struct RemoteSampler {
     pub max_new_tokens: usize,
     /// Version of the weights behind the most recent answer.
     pub version: u64,
-    /// Give up on an answer after this long (the inference thread is stuck or gone).
+    /// Give up on an answer after this long without the inference thread finishing a batch
+    /// (it is stuck); a gone thread is noticed at once (the reply channel closes).
     pub timeout: Duration,
+    /// The inference thread's counters: a finished batch shows that it is alive.
+    pub progress: Arc<InferenceStats>,
 }
+
+/// How long one wait for an answer lasts before the inference thread's progress is checked.
+const WAIT_SLICE: Duration = Duration::from_secs(1);
 
 impl Sampler for RemoteSampler {
     fn sample(
@@ -220,9 +226,7 @@ impl Sampler for RemoteSampler {
         }
         let mut out = Vec::with_capacity(requests.len());
         for answer in answers {
-            let (candidates, version) = answer
-                .recv_timeout(self.timeout)
-                .map_err(|_| SampleError::Closed)??;
+            let (candidates, version) = self.wait(&answer)??;
             self.version = version;
             out.push(candidates);
         }
@@ -234,6 +238,30 @@ impl Sampler for RemoteSampler {
 }
 
 impl RemoteSampler {
+    /// The answer, waiting in slices and giving up once `timeout` worth of slices has passed
+    /// with no batch finished. Slices are counted rather than the clock read, so a process
+    /// paused for longer than the timeout (SIGSTOP, a suspended machine) loses one slice on
+    /// resuming instead of failing its episodes as if the inference thread were stuck.
+    fn wait(&self, answer: &Receiver<Reply>) -> Result<Reply, SampleError> {
+        let slice = WAIT_SLICE.min(self.timeout).max(Duration::from_millis(1));
+        let allowed = self.timeout.as_nanos().div_ceil(slice.as_nanos()).max(1);
+        let (mut idle, mut seen) = (0u128, self.progress.batches.load(Ordering::Relaxed));
+        loop {
+            match answer.recv_timeout(slice) {
+                Ok(reply) => return Ok(reply),
+                Err(RecvTimeoutError::Disconnected) => return Err(SampleError::Closed),
+                Err(RecvTimeoutError::Timeout) => {
+                    let now = self.progress.batches.load(Ordering::Relaxed);
+                    idle = if now == seen { idle + 1 } else { 0 };
+                    seen = now;
+                    if idle >= allowed {
+                        return Err(SampleError::Closed);
+                    }
+                }
+            }
+        }
+    }
+
     fn request(&self, prompt: &[u32], n: usize, seed: u64) -> GenRequest {
         GenRequest {
             prompt: prompt.to_vec(),
@@ -243,5 +271,59 @@ impl RemoteSampler {
             stop_strings: Vec::new(),
             seed,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sampler(timeout: Duration) -> (RemoteSampler, Receiver<InferenceMsg>) {
+        let (tx, rx) = bounded(4);
+        let sampler = RemoteSampler {
+            tx,
+            sampling: Sampling::default(),
+            max_new_tokens: 4,
+            version: 0,
+            timeout,
+            progress: Arc::new(InferenceStats::default()),
+        };
+        (sampler, rx)
+    }
+
+    /// A stand-in inference thread: finishes a batch every 5 ms for `busy`, then answers.
+    fn answer_after(rx: Receiver<InferenceMsg>, progress: Arc<InferenceStats>, busy: Duration) {
+        std::thread::spawn(move || {
+            let Ok(InferenceMsg::Generate(g)) = rx.recv() else {
+                return;
+            };
+            let start = Instant::now();
+            while start.elapsed() < busy {
+                std::thread::sleep(Duration::from_millis(5));
+                progress.batches.fetch_add(1, Ordering::Relaxed);
+            }
+            let _ = g.reply.send(Ok((Vec::new(), 7)));
+        });
+    }
+
+    #[test]
+    fn a_busy_inference_thread_is_waited_for_beyond_the_timeout() {
+        let (mut s, rx) = sampler(Duration::from_millis(30));
+        answer_after(rx, s.progress.clone(), Duration::from_millis(200));
+        assert!(s.sample(&[1, 2], 1, 0).is_ok());
+        assert_eq!(s.policy_version(), 7);
+    }
+
+    #[test]
+    fn a_stuck_or_gone_inference_thread_closes_the_sampler() {
+        // Stuck: the request waits in the queue (`rx` is alive) and no batch ever finishes.
+        let (mut s, _rx) = sampler(Duration::from_millis(30));
+        let started = Instant::now();
+        assert!(matches!(s.sample(&[1], 1, 0), Err(SampleError::Closed)));
+        assert!(started.elapsed() >= Duration::from_millis(30));
+        // Gone: the request is dropped unanswered.
+        let (mut s, rx) = sampler(Duration::from_secs(600));
+        std::thread::spawn(move || drop(rx.recv()));
+        assert!(matches!(s.sample(&[1], 1, 0), Err(SampleError::Closed)));
     }
 }

@@ -89,7 +89,7 @@ pub fn wire(
         inference_faults,
     )?;
     let learner_faults = LearnerFaults::new(&faults, seed, Some(supervision.clone()));
-    let sup = supervision.clone();
+    let (sup, progress) = (supervision.clone(), stats.clone());
     let shared_tokenizer = Arc::new(learner.policy.tokenizer().clone());
     let (search_actors, env_actors) = (a.search_actors, a.env_actors);
     let (addrs_tx, addrs_rx) = std::sync::mpsc::channel();
@@ -116,6 +116,7 @@ pub fn wire(
                     envs,
                     template: env,
                     inference: inference_tx.clone(),
+                    inference_progress: progress,
                     tokenizer: shared_tokenizer,
                     settings,
                     strategy,

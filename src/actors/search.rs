@@ -13,7 +13,7 @@ use actix::prelude::*;
 use crossbeam_channel::Sender;
 
 use super::env::{EnvActor, RemoteEnv};
-use super::inference::{InferenceMsg, RemoteSampler};
+use super::inference::{InferenceMsg, InferenceStats, RemoteSampler};
 use crate::env::TaskEnv;
 use crate::faults::{Dice, FaultsSection, Role, Supervision};
 use crate::metrics as m;
@@ -28,6 +28,8 @@ pub struct SearchShared {
     /// For the task's fixed facts (action names) without asking an environment actor.
     pub template: TaskEnv,
     pub inference: Sender<InferenceMsg>,
+    /// The inference thread's counters, read to tell a busy inference thread from a stuck one.
+    pub inference_progress: Arc<InferenceStats>,
     pub tokenizer: Arc<Tokenizer>,
     pub settings: EpisodeSettings,
     pub strategy: Arc<Strategy>,
@@ -65,6 +67,7 @@ impl SearchActor {
             max_new_tokens: s.settings.max_new_tokens,
             version: 0,
             timeout: std::time::Duration::from_secs(600),
+            progress: s.inference_progress.clone(),
         };
         s.strategy
             .play(
