@@ -250,13 +250,17 @@ impl PolicyOptimizer {
         let found: Vec<Option<Tensor>> = (self.slots.iter())
             .map(|slot| grads.get(slot.var.as_tensor()).map(Tensor::detach))
             .collect();
-        // Parameters are independent, so their norms and updates run in parallel (on one
-        // thread this was a twentieth of a two-thread `small` step); the norms are summed in
-        // parameter order, so the total does not depend on the split.
-        let squares: Vec<f64> = found
-            .par_iter()
-            .map(|g| squared_norm(g.as_ref()))
-            .collect::<Result<_, PolicyError>>()?;
+        // Parameters are independent, so on the CPU their norms and updates run in parallel
+        // (on one thread this was a twentieth of a two-thread `small` step); the norms are
+        // summed in parameter order, so the total does not depend on the split. Other devices
+        // keep one thread: their ops queue on the device anyway.
+        let on_cpu = self.slots.iter().all(|s| s.var.device().is_cpu());
+        let squares: Result<Vec<f64>, PolicyError> = if on_cpu {
+            found.par_iter().map(|g| squared_norm(g.as_ref())).collect()
+        } else {
+            found.iter().map(|g| squared_norm(g.as_ref())).collect()
+        };
+        let squares = squares?;
         self.last_grad_norms = (self.slots.iter().zip(&squares))
             .map(|(slot, sq)| (slot.name.clone(), sq.sqrt()))
             .collect();
@@ -286,7 +290,7 @@ impl PolicyOptimizer {
             clip,
         };
         let (lr, critic_lr) = (self.lr, self.critic_lr);
-        (self.slots.par_iter_mut().zip(found)).try_for_each(|(slot, g)| {
+        let update = |(slot, g): (&mut Slot, Option<Tensor>)| -> Result<(), PolicyError> {
             let Some(g) = g else { return Ok(()) };
             let lr = if slot.critic { critic_lr } else { lr };
             if slot.var.device().is_cpu() {
@@ -294,7 +298,12 @@ impl PolicyOptimizer {
             } else {
                 adamw_tensors(slot, &g, lr, &hyper)
             }
-        })?;
+        };
+        if on_cpu {
+            (self.slots.par_iter_mut().zip(found)).try_for_each(update)?;
+        } else {
+            (self.slots.iter_mut().zip(found)).try_for_each(update)?;
+        }
         self.version.fetch_add(1, Ordering::SeqCst);
         Ok(OptStats {
             grad_norm,
