@@ -56,6 +56,9 @@ impl CustomOp2 for RmsNorm {
         l2: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
         let (x, w) = (slice(s1, l1)?, slice(s2, l2)?);
+        if w.is_empty() || x.len() % w.len() != 0 {
+            candle_core::bail!("rms norm: input rows are not as wide as the weight");
+        }
         let mut out = Vec::new();
         super::kernels::rms_norm_rows(x, w, self.eps, &mut out);
         Ok((CpuStorage::F32(out), l1.shape().clone()))
