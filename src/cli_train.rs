@@ -85,6 +85,15 @@ pub fn train(args: TrainArgs) -> Result<()> {
     let stop = install_signal_handlers();
     let setup = match &args.resume {
         Some(dir) => {
+            // A mistyped folder is a command-line mistake, not a damaged run.
+            if !dir.join("config.toml").is_file() {
+                return Err(crate::UsageError(format!(
+                    "{} is not a run folder (no config.toml): --resume takes the folder \
+                     `tsr train` printed, e.g. runs/frozenlake-ppo-best_of_n-1-<time>",
+                    dir.display()
+                ))
+                .into());
+            }
             let setup = setup::resume(dir, &args.config.overrides)?;
             start_metrics(&setup.config)?;
             setup

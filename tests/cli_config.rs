@@ -246,6 +246,15 @@ fn resume_refuses_a_second_config_and_eval_needs_the_runs_config() {
     let path = file.path().to_str().expect("utf-8 path");
     let out = tsr(&["train", "--resume", "/nonexistent-run", "--config", path]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    // A folder that is not a run folder: a usage error naming it, before anything is set up.
+    let empty = tempfile::tempdir().expect("tmp");
+    let out = tsr(&["train", "--resume", empty.path().to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("not a run folder"),
+        "{}",
+        stderr(&out)
+    );
     // A checkpoint folder outside any run folder: without --config the weights would be
     // evaluated under the defaults, maybe on another task.
     let loose = tempfile::tempdir().expect("tmp");
