@@ -27,7 +27,7 @@ pub struct TrainBenchArgs {
 #[derive(Args)]
 pub struct ModelBenchArgs {
     /// Architecture preset: tiny, mini or small.
-    #[arg(long, default_value = "tiny")]
+    #[arg(long, default_value = "tiny", value_parser = clap::builder::PossibleValuesParser::new(tsr::policy::PRESETS.iter().copied()))]
     preset: String,
     /// Also run benches/torch_model_bench.py on the same shapes and report ratios.
     #[arg(long)]

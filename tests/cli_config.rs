@@ -216,6 +216,18 @@ fn non_finite_or_negative_rates_and_empty_batches_are_config_errors() {
 }
 
 #[test]
+fn unknown_model_bench_choices_are_usage_errors() {
+    for args in [
+        ["bench", "model", "--preset", "huge"],
+        ["bench", "model", "--only", "everything"],
+    ] {
+        let out = tsr(&args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+        assert!(stderr(&out).contains(args[3]), "{}", stderr(&out));
+    }
+}
+
+#[test]
 fn numeric_cli_arguments_out_of_range_are_usage_errors() {
     for seconds in ["-1", "nan", "inf", "0"] {
         let out = tsr(&["env", "bench", "--env", "frozenlake", "--seconds", seconds]);

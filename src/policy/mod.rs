@@ -36,7 +36,7 @@ mod tokenizer;
 mod train;
 
 pub use alloc::tune_allocator;
-pub use arch::{Arch, preset_arch};
+pub use arch::{Arch, PRESETS, preset_arch};
 pub use error::PolicyError;
 pub use forward::ForwardOutput;
 pub use generate::{Finish, GenOutput, GenRequest, Sample};
