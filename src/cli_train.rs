@@ -9,6 +9,7 @@ use clap::Args;
 use tsr::config::Config;
 use tsr::progress::Progress;
 use tsr::train::driver::{train_loop, validate};
+use tsr::train::run_dir::RunDir;
 use tsr::train::serial::SerialBackend;
 use tsr::train::setup;
 
@@ -86,7 +87,7 @@ pub fn train(args: TrainArgs) -> Result<()> {
     let setup = match &args.resume {
         Some(dir) => {
             // A mistyped folder is a command-line mistake, not a damaged run.
-            if !dir.join("config.toml").is_file() {
+            if !RunDir::is_run_folder(dir) {
                 return Err(crate::UsageError(format!(
                     "{} is not a run folder (no config.toml): --resume takes the folder \
                      `tsr train` printed, e.g. runs/frozenlake-ppo-best_of_n-1-<time>",
@@ -152,8 +153,8 @@ pub fn eval(args: EvalArgs) -> Result<()> {
     let run_config = ckpt
         .parent()
         .and_then(Path::parent)
-        .map(|r| r.join("config.toml"))
-        .filter(|p| p.is_file());
+        .filter(|r| RunDir::is_run_folder(r))
+        .map(|r| r.join("config.toml"));
     // Defaults would silently evaluate the weights on another task: ask instead.
     let file = match (args.config.file.clone(), run_config) {
         (Some(file), _) => file,

@@ -61,9 +61,14 @@ impl RunDir {
         RunDir::open(&root)
     }
 
+    /// Whether `root` is a run folder: one that holds the run's resolved `config.toml`.
+    pub fn is_run_folder(root: &Path) -> bool {
+        root.join("config.toml").is_file()
+    }
+
     /// Open an existing run folder for appending (resume).
     pub fn open(root: &Path) -> Result<RunDir, RunDirError> {
-        if !root.join("config.toml").is_file() {
+        if !Self::is_run_folder(root) {
             return Err(RunDirError::Invalid(format!(
                 "{} is not a run folder (no config.toml)",
                 root.display()
