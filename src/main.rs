@@ -53,6 +53,10 @@ enum Command {
         /// The experiment file (e.g. config/experiments/tsr.toml).
         #[arg(long = "config", short = 'f')]
         file: std::path::PathBuf,
+        /// Run nothing: summarise the cells that have finished into results.md (and list the
+        /// ones not run yet), e.g. between the sittings of a long grid.
+        #[arg(long)]
+        report: bool,
     },
     /// Evaluate a checkpoint on the validation instances (no search).
     Eval(cli_train::EvalArgs),
@@ -144,14 +148,21 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::Experiment { file } => {
+        Command::Experiment { file, report } => {
             let exp = tsr::train::experiment::load(&file)?;
-            let results = tsr::train::experiment::run(&exp)?;
-            eprintln!(
-                "{} runs; results in {}",
-                results.len(),
-                exp.out_dir.join("results.md").display()
-            );
+            let results = exp.out_dir.join("results.md");
+            if report {
+                let (done, missing) = tsr::train::experiment::report(&exp)?;
+                eprintln!(
+                    "{} runs finished, {} not run yet; summary in {}",
+                    done.len(),
+                    missing.len(),
+                    results.display()
+                );
+            } else {
+                let done = tsr::train::experiment::run(&exp)?;
+                eprintln!("{} runs; results in {}", done.len(), results.display());
+            }
             Ok(())
         }
         Command::Env { command } => cli_env::run(command).context("env command failed"),

@@ -48,6 +48,62 @@ fn experiment_writes_table_and_png_curves() {
 }
 
 #[test]
+fn report_summarises_finished_cells_and_lists_the_rest_without_running() {
+    let dir = tempfile::tempdir().unwrap();
+    let cells = dir.path().join("exp").join("cells");
+    std::fs::create_dir_all(&cells).unwrap();
+    let cell = |search: &str, seed: u64, success: f64| {
+        serde_json::json!({
+            "task": "frozenlake", "algo": "grpo", "search": search, "seed": seed,
+            "run_dir": "runs/x", "curve": [[0, 0.2], [2, success]],
+            "final_success": success, "best_success": success, "steps_to_level": null,
+            "rollout_tokens": 100, "wall_s": 1.0,
+        })
+    };
+    for (search, seed, success) in [("none", 1, 0.2), ("none", 2, 0.4), ("best_of_n", 1, 0.7)] {
+        std::fs::write(
+            cells.join(format!("frozenlake-grpo-{search}-{seed}.json")),
+            cell(search, seed, success).to_string(),
+        )
+        .unwrap();
+    }
+    // A cell file cut short (a crash while writing it) is not a finished run.
+    std::fs::write(
+        cells.join("frozenlake-grpo-best_of_n-2.json"),
+        "{\"task\": \"froz",
+    )
+    .unwrap();
+    let run = run_experiment_with(
+        dir.path(),
+        "[\"none\", \"best_of_n\"]",
+        "seeds = [1, 2]\nsteps = 2",
+        &["--report"],
+    );
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(run.status.success(), "{stderr}");
+    let table = std::fs::read_to_string(dir.path().join("exp/results.md")).unwrap();
+    assert!(
+        table.contains("| frozenlake | grpo | none | 2/2 | 30.0% ± 14.1 |"),
+        "{table}"
+    );
+    assert!(
+        table.contains("| frozenlake | grpo | best_of_n | 1/2 | 70.0% | 70.0% | +40.0 |"),
+        "{table}"
+    );
+    assert!(
+        table.contains("Not run yet (1 of 4 cells): frozenlake-grpo-best_of_n-2."),
+        "{table}"
+    );
+    assert!(
+        stderr.contains("frozenlake-grpo-best_of_n-2.json"),
+        "the bad file is named: {stderr}"
+    );
+    let png = std::fs::read(dir.path().join("exp/curves-frozenlake-grpo.png")).unwrap();
+    assert_eq!(&png[1..4], b"PNG");
+    assert!(!dir.path().join("exp/runs").exists(), "nothing ran");
+}
+
+#[test]
 fn a_bad_cell_anywhere_in_the_grid_fails_before_any_run() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("exp");
@@ -72,6 +128,11 @@ fn a_bad_cell_anywhere_in_the_grid_fails_before_any_run() {
 /// Write a one-task (the smoke config), one-algorithm experiment file into `dir` with the given
 /// searches and further keys, its output under `dir/exp`, and run `tsr experiment` on it.
 fn run_experiment(dir: &Path, searches: &str, more: &str) -> Output {
+    run_experiment_with(dir, searches, more, &[])
+}
+
+/// As [`run_experiment`], with further command-line arguments.
+fn run_experiment_with(dir: &Path, searches: &str, more: &str, args: &[&str]) -> Output {
     let smoke = concat!(env!("CARGO_MANIFEST_DIR"), "/config/smoke.toml");
     let file = dir.join("exp.toml");
     std::fs::write(
@@ -86,6 +147,7 @@ fn run_experiment(dir: &Path, searches: &str, more: &str) -> Output {
     Command::new(env!("CARGO_BIN_EXE_tsr"))
         .args(["experiment", "--config"])
         .arg(&file)
+        .args(args)
         .output()
         .unwrap()
 }

@@ -150,18 +150,23 @@ fn result(search: &str, seed: u64, fin: f64, tokens: u64) -> RunResult {
     }
 }
 
-#[test]
-fn results_table_reports_mean_std_and_ratios_to_no_search() {
-    let exp = ExperimentFile {
-        tasks: Default::default(),
+/// A FrozenLake, GRPO-only grid of these searches and seeds (10 updates per run, level 50%).
+fn frozenlake_grpo(searches: &[&str], seeds: &[u64]) -> ExperimentFile {
+    ExperimentFile {
+        tasks: [("frozenlake".to_string(), PathBuf::new())].into(),
         algos: vec!["grpo".into()],
-        searches: vec!["none".into(), "best_of_n".into()],
-        seeds: vec![1, 2],
+        searches: searches.iter().map(|s| s.to_string()).collect(),
+        seeds: seeds.to_vec(),
         steps: 10,
         success_level: 0.5,
         overrides: vec![],
         out_dir: PathBuf::new(),
-    };
+    }
+}
+
+#[test]
+fn results_table_reports_mean_std_and_ratios_to_no_search() {
+    let exp = frozenlake_grpo(&["none", "best_of_n"], &[1, 2]);
     let results = vec![
         result("none", 1, 0.2, 100),
         result("none", 2, 0.4, 100),
@@ -169,14 +174,31 @@ fn results_table_reports_mean_std_and_ratios_to_no_search() {
         result("best_of_n", 2, 0.6, 400),
     ];
     let table = results_table(&exp, &results);
+    // Rows follow the experiment file's order (plain sampling first), with their seed count and
+    // the difference of final success to plain sampling's in points.
+    let none = table
+        .find("| frozenlake | grpo | none | 2/2 | 30.0% ± 14.1 | 30.0% ± 14.1 |  | not reached | 1.00x | 1.00x |")
+        .expect(&table);
+    let searched = table
+        .find("| frozenlake | grpo | best_of_n | 2/2 | 60.0% ± 0.0 | 60.0% ± 0.0 | +30.0 | 10 (2/2) | 4.00x | 1.00x |")
+        .expect(&table);
+    assert!(none < searched, "{table}");
+}
+
+#[test]
+fn results_table_shows_partial_cells_without_a_spread_for_one_seed() {
+    let exp = frozenlake_grpo(&["none", "beam", "lookahead"], &[1, 2, 3]);
+    let results = vec![
+        result("none", 1, 0.2, 100),
+        result("none", 2, 0.3, 100),
+        result("beam", 3, 0.45, 250),
+    ];
+    let table = results_table(&exp, &results);
     assert!(
-        table.contains("| frozenlake | grpo | none | 30.0% ± 14.1 |"),
+        table.contains(
+            "| frozenlake | grpo | beam | 1/3 | 45.0% | 45.0% | +20.0 | not reached | 2.50x |"
+        ),
         "{table}"
     );
-    assert!(
-        table.contains("| frozenlake | grpo | best_of_n | 60.0% ± 0.0 |"),
-        "{table}"
-    );
-    assert!(table.contains("10 (2/2) | 4.00x | 1.00x |"), "{table}");
-    assert!(table.contains("not reached | 1.00x"), "{table}");
+    assert!(!table.contains("lookahead"), "no row without runs: {table}");
 }

@@ -132,6 +132,27 @@ fn curve_of(run: &Path) -> Result<Vec<(u64, f64)>> {
         .collect())
 }
 
+/// Where a grid cell's result is kept once its run has finished.
+fn cell_path(exp: &ExperimentFile, task: &str, algo: &str, search: &str, seed: u64) -> PathBuf {
+    exp.out_dir
+        .join("cells")
+        .join(format!("{task}-{algo}-{search}-{seed}.json"))
+}
+
+/// A finished cell's result, if its file exists and reads back. An unreadable file is reported
+/// and treated as not run: the cell runs again (and its file is rewritten) rather than stopping
+/// the grid or entering the table with made-up figures.
+fn finished(cell: &Path) -> Option<RunResult> {
+    let text = std::fs::read_to_string(cell).ok()?;
+    match serde_json::from_str::<RunResult>(&text) {
+        Ok(done) => Some(done),
+        Err(e) => {
+            tracing::warn!(cell = %cell.display(), error = %e, "unreadable cell result: not counted as run");
+            None
+        }
+    }
+}
+
 /// Run one grid cell; results already on disk (`result.json` in the run's cell folder) are reused,
 /// so an interrupted experiment continues where it stopped.
 fn run_one(
@@ -142,13 +163,8 @@ fn run_one(
     search: &str,
     seed: u64,
 ) -> Result<RunResult> {
-    let cell = exp
-        .out_dir
-        .join("cells")
-        .join(format!("{task}-{algo}-{search}-{seed}.json"));
-    if let Ok(text) = std::fs::read_to_string(&cell)
-        && let Ok(done) = serde_json::from_str::<RunResult>(&text)
-    {
+    let cell = cell_path(exp, task, algo, search, seed);
+    if let Some(done) = finished(&cell) {
         return Ok(done);
     }
     let config = config_for(exp, base, algo, search, seed)?;
@@ -190,8 +206,8 @@ fn run_one(
     Ok(result)
 }
 
-/// Run the whole grid, then write `results.md`, `results.json` and the PNG learning curves
-/// (`curves-{task}-{algo}.png`).
+/// Run the whole grid (skipping finished cells), then write `results.md`, `results.json` and
+/// the PNG learning curves.
 pub fn run(exp: &ExperimentFile) -> Result<Vec<RunResult>> {
     // Every cell's config is checked before the first run starts, so a bad cell late in the grid
     // fails in a second rather than after hours of runs.
@@ -215,9 +231,38 @@ pub fn run(exp: &ExperimentFile) -> Result<Vec<RunResult>> {
             }
         }
     }
+    write_summary(exp, &results, &[])?;
+    Ok(results)
+}
+
+/// Summarise the cells that have finished, without running any (`tsr experiment --report`):
+/// a grid that runs over several sittings can be looked at between them. Returns the finished
+/// results and the names of the cells not run yet, which `results.md` lists too.
+pub fn report(exp: &ExperimentFile) -> Result<(Vec<RunResult>, Vec<String>)> {
+    let (mut results, mut missing) = (Vec::new(), Vec::new());
+    for task in exp.tasks.keys() {
+        for algo in &exp.algos {
+            for search in &exp.searches {
+                for &seed in &exp.seeds {
+                    match finished(&cell_path(exp, task, algo, search, seed)) {
+                        Some(done) => results.push(done),
+                        None => missing.push(format!("{task}-{algo}-{search}-{seed}")),
+                    }
+                }
+            }
+        }
+    }
+    std::fs::create_dir_all(&exp.out_dir)?;
+    write_summary(exp, &results, &missing)?;
+    Ok((results, missing))
+}
+
+/// Write `results.md`, `results.json` and the PNG learning curves (`curves-{task}-{algo}.png`)
+/// for `results`; `missing` names the grid's cells not run yet.
+fn write_summary(exp: &ExperimentFile, results: &[RunResult], missing: &[String]) -> Result<()> {
     std::fs::write(
         exp.out_dir.join("results.json"),
-        serde_json::to_string_pretty(&results)?,
+        serde_json::to_string_pretty(results)?,
     )?;
     let curves: Vec<RunCurve> = results
         .iter()
@@ -229,14 +274,22 @@ pub fn run(exp: &ExperimentFile) -> Result<Vec<RunResult>> {
         })
         .collect();
     let figures = plot_experiment(&exp.out_dir, &curves)?;
-    let mut table = results_table(exp, &results);
+    let mut table = results_table(exp, results);
+    if !missing.is_empty() {
+        table.push_str(&format!(
+            "\nNot run yet ({} of {} cells): {}.\n",
+            missing.len(),
+            missing.len() + results.len(),
+            missing.join(", ")
+        ));
+    }
     table.push_str("\n## Learning curves\n\n");
     for f in &figures {
         let name = f.file_name().unwrap_or_default().to_string_lossy();
         table.push_str(&format!("![{name}]({name})\n\n"));
     }
     std::fs::write(exp.out_dir.join("results.md"), table)?;
-    Ok(results)
+    Ok(())
 }
 
 /// Mean and unbiased standard deviation over seeds; NaN for no seeds.
@@ -244,65 +297,91 @@ fn mean_std(xs: &[f64]) -> (f64, f64) {
     (crate::algo::mean(xs), crate::algo::unbiased_std(xs))
 }
 
-/// The results table: one row per (task, algorithm, search), over seeds.
+/// "mean% ± std" over seeds; a single seed has no spread to show.
+fn percent(xs: &[f64]) -> String {
+    let (mean, std) = mean_std(xs);
+    if xs.len() < 2 {
+        format!("{:.1}%", 100.0 * mean)
+    } else {
+        format!("{:.1}% ± {:.1}", 100.0 * mean, 100.0 * std)
+    }
+}
+
+/// The results table: one row per (task, algorithm, search) that has finished runs, in the
+/// experiment file's order, over its seeds. "vs none" is the difference of mean final success
+/// to plain sampling's in points: what the TSR target is stated in.
 pub fn results_table(exp: &ExperimentFile, results: &[RunResult]) -> String {
     let mut out = format!(
         "# TSR experiment\n\n{} optimizer updates per run; seeds {:?}; validation success on the fixed \
-         validation instances (no search at validation). \"Steps to {:.0}%\" averages over the seeds \
+         validation instances (no search at validation). \"Vs none\" is the mean final success minus \
+         plain sampling's, in points. \"Steps to {:.0}%\" averages over the seeds \
          that reached it (count in brackets). Tokens and wall time are relative to no search with the \
          same task and algorithm.\n\n",
         exp.steps,
         exp.seeds,
         100.0 * exp.success_level
     );
-    out.push_str("| task | algo | search | final success | best success | steps to level | rollout tokens | wall time |\n");
-    out.push_str("|---|---|---|---|---|---|---|---|\n");
-    let mut cells: BTreeMap<(String, String, String), Vec<&RunResult>> = BTreeMap::new();
-    for r in results {
-        cells
-            .entry((r.task.clone(), r.algo.clone(), r.search.clone()))
-            .or_default()
-            .push(r);
-    }
-    for ((task, algo, search), runs) in &cells {
-        let fin = mean_std(&runs.iter().map(|r| r.final_success).collect::<Vec<_>>());
-        let best = mean_std(&runs.iter().map(|r| r.best_success).collect::<Vec<_>>());
-        let reached: Vec<f64> = runs
+    out.push_str("| task | algo | search | seeds | final success | best success | vs none | steps to level | rollout tokens | wall time |\n");
+    out.push_str("|---|---|---|---|---|---|---|---|---|---|\n");
+    let runs_of = |task: &str, algo: &str, search: &str| -> Vec<&RunResult> {
+        results
             .iter()
-            .filter_map(|r| r.steps_to_level.map(|s| s as f64))
-            .collect();
-        let base = cells.get(&(task.clone(), algo.clone(), "none".to_string()));
-        let rel = |f: &dyn Fn(&RunResult) -> f64| -> String {
-            let Some(base) = base else {
-                return "n/a".into();
-            };
-            let b = base.iter().map(|r| f(r)).sum::<f64>() / base.len() as f64;
-            let x = runs.iter().map(|r| f(r)).sum::<f64>() / runs.len() as f64;
-            if b > 0.0 {
-                format!("{:.2}x", x / b)
-            } else {
-                "n/a".into()
+            .filter(|r| r.task == task && r.algo == algo && r.search == search)
+            .collect()
+    };
+    let mean_of = |runs: &[&RunResult], f: &dyn Fn(&RunResult) -> f64| {
+        runs.iter().map(|r| f(r)).sum::<f64>() / runs.len() as f64
+    };
+    for task in exp.tasks.keys() {
+        for algo in &exp.algos {
+            let base = runs_of(task, algo, "none");
+            for search in &exp.searches {
+                let runs = runs_of(task, algo, search);
+                if runs.is_empty() {
+                    continue;
+                }
+                let finals: Vec<f64> = runs.iter().map(|r| r.final_success).collect();
+                let bests: Vec<f64> = runs.iter().map(|r| r.best_success).collect();
+                let reached: Vec<f64> = runs
+                    .iter()
+                    .filter_map(|r| r.steps_to_level.map(|s| s as f64))
+                    .collect();
+                let rel = |f: &dyn Fn(&RunResult) -> f64| -> String {
+                    let b = if base.is_empty() {
+                        0.0
+                    } else {
+                        mean_of(&base, f)
+                    };
+                    if b > 0.0 {
+                        format!("{:.2}x", mean_of(&runs, f) / b)
+                    } else {
+                        "n/a".into()
+                    }
+                };
+                let versus = if search == "none" || base.is_empty() {
+                    "".to_string()
+                } else {
+                    let diff =
+                        mean_of(&runs, &|r| r.final_success) - mean_of(&base, &|r| r.final_success);
+                    format!("{:+.1}", 100.0 * diff)
+                };
+                let to_level = if reached.is_empty() {
+                    "not reached".to_string()
+                } else {
+                    let (mean, _) = mean_std(&reached);
+                    format!("{mean:.0} ({}/{})", reached.len(), runs.len())
+                };
+                out.push_str(&format!(
+                    "| {task} | {algo} | {search} | {}/{} | {} | {} | {versus} | {to_level} | {} | {} |\n",
+                    runs.len(),
+                    exp.seeds.len(),
+                    percent(&finals),
+                    percent(&bests),
+                    rel(&|r| r.rollout_tokens as f64),
+                    rel(&|r| r.wall_s),
+                ));
             }
-        };
-        out.push_str(&format!(
-            "| {task} | {algo} | {search} | {:.1}% ± {:.1} | {:.1}% ± {:.1} | {} | {} | {} |\n",
-            100.0 * fin.0,
-            100.0 * fin.1,
-            100.0 * best.0,
-            100.0 * best.1,
-            if reached.is_empty() {
-                "not reached".to_string()
-            } else {
-                format!(
-                    "{:.0} ({}/{})",
-                    mean_std(&reached).0,
-                    reached.len(),
-                    runs.len()
-                )
-            },
-            rel(&|r| r.rollout_tokens as f64),
-            rel(&|r| r.wall_s),
-        ));
+        }
     }
     out
 }
