@@ -98,6 +98,11 @@ fn report_summarises_finished_cells_and_lists_the_rest_without_running() {
         stderr.contains("frozenlake-grpo-best_of_n-2.json"),
         "the bad file is named: {stderr}"
     );
+    // The smoke config validates 4 x 2 episodes: a standard error of 50 / sqrt(8) points.
+    assert!(
+        table.contains("Each validation point is over 8 episodes: at 50% success that alone gives a standard error of 17.7 points"),
+        "{table}"
+    );
     let png = std::fs::read(dir.path().join("exp/curves-frozenlake-grpo.png")).unwrap();
     assert_eq!(&png[1..4], b"PNG");
     assert!(!dir.path().join("exp/runs").exists(), "nothing ran");

@@ -275,6 +275,13 @@ fn write_summary(exp: &ExperimentFile, results: &[RunResult], missing: &[String]
         .collect();
     let figures = plot_experiment(&exp.out_dir, &curves)?;
     let mut table = results_table(exp, results);
+    if let Some(episodes) = validation_episodes(exp) {
+        table.push_str(&format!(
+            "\nEach validation point is over {episodes} episodes: at 50% success that alone gives a \
+             standard error of {:.1} points, so spreads over seeds below that are not resolved.\n",
+            50.0 / (episodes as f64).sqrt()
+        ));
+    }
     if !missing.is_empty() {
         table.push_str(&format!(
             "\nNot run yet ({} of {} cells): {}.\n",
@@ -290,6 +297,21 @@ fn write_summary(exp: &ExperimentFile, results: &[RunResult], missing: &[String]
     }
     std::fs::write(exp.out_dir.join("results.md"), table)?;
     Ok(())
+}
+
+/// Validation episodes per point of every run's curve (the first cell's config; all cells share
+/// the overrides that set it). None when that config does not load: the note is then left out.
+fn validation_episodes(exp: &ExperimentFile) -> Option<usize> {
+    let (_, base) = exp.tasks.iter().next()?;
+    let config = config_for(
+        exp,
+        base,
+        exp.algos.first()?,
+        exp.searches.first()?,
+        *exp.seeds.first()?,
+    )
+    .ok()?;
+    Some(config.train.val_groups * config.train.val_group_size)
 }
 
 /// Mean and unbiased standard deviation over seeds; NaN for no seeds.
