@@ -43,6 +43,7 @@ pub const SEARCH_FORKS: &str = "tsr_search_forks_total";
 pub const SEARCH_TOKENS: &str = "tsr_search_tokens_total";
 pub const SEARCH_SECONDS: &str = "tsr_episode_search_seconds";
 pub const SEARCH_TIME_SHARE: &str = "tsr_search_time_ratio";
+pub const SEARCH_CANDIDATES_PER_TURN: &str = "tsr_search_candidates_per_turn";
 pub const CHECKPOINT_AGE: &str = "tsr_checkpoint_age_seconds";
 pub const ACTOR_RESTARTS: &str = "tsr_actor_restarts_total";
 pub const REPLAYED: &str = "tsr_replayed_instances_total";
@@ -163,6 +164,10 @@ pub fn describe() {
         "Share (0-1) of the last training rollout's episode time spent in search."
     );
     describe_gauge!(
+        SEARCH_CANDIDATES_PER_TURN,
+        "Candidate replies sampled per committed turn in the last training rollout (1 without search)."
+    );
+    describe_gauge!(
         CHECKPOINT_AGE,
         Unit::Seconds,
         "Seconds since the last complete checkpoint (since the start before the first)."
@@ -239,7 +244,8 @@ pub fn init_series(task: &str, search_kind: &str) {
         metrics::counter!(name, "search" => search.clone()).absolute(0);
     }
     let _ = metrics::histogram!(SEARCH_SECONDS, "search" => search.clone());
-    metrics::gauge!(SEARCH_TIME_SHARE, "search" => search).set(0.0);
+    metrics::gauge!(SEARCH_TIME_SHARE, "search" => search.clone()).set(0.0);
+    metrics::gauge!(SEARCH_CANDIDATES_PER_TURN, "search" => search).set(0.0);
 }
 
 /// Serve `/metrics` on `addr` (port 0 disables). Must be called inside a tokio runtime or
@@ -276,7 +282,7 @@ pub fn serve(addr: &str) -> Result<Option<SocketAddr>, String> {
 }
 
 /// Every metric name above, for tests that compare dashboards and live output against them.
-pub const ALL: [&str; 34] = [
+pub const ALL: [&str; 35] = [
     BUILD_INFO,
     RUN_INFO,
     ENV_STEPS,
@@ -307,6 +313,7 @@ pub const ALL: [&str; 34] = [
     SEARCH_TOKENS,
     SEARCH_SECONDS,
     SEARCH_TIME_SHARE,
+    SEARCH_CANDIDATES_PER_TURN,
     CHECKPOINT_AGE,
     ACTOR_RESTARTS,
     REPLAYED,

@@ -216,6 +216,67 @@ fn non_finite_or_negative_rates_and_empty_batches_are_config_errors() {
 }
 
 #[test]
+fn search_settings_that_cannot_work_are_config_errors_naming_the_key() {
+    for (sets, key) in [
+        (
+            &["search.kind=\"beam\"", "search.width=0"][..],
+            "search.width",
+        ),
+        (
+            &["search.kind=\"beam\"", "search.width=4", "search.branch=2"][..],
+            "search.branch",
+        ),
+        (
+            &[
+                "search.kind=\"lookahead\"",
+                "env.max_turns=5",
+                "search.depth=5",
+            ][..],
+            "search.depth",
+        ),
+        (&["search.scorer=\"bogus\""][..], "search.scorer"),
+        (
+            &[
+                "search.kind=\"lookahead\"",
+                "search.stochastic=\"independent\"",
+            ][..],
+            "search.stochastic",
+        ),
+        (
+            &["search.kind=\"best_of_n_trajectory\"", "search.keep=2"][..],
+            "search.keep",
+        ),
+    ] {
+        let file = temp_toml("");
+        let path = file.path().to_str().expect("utf-8 path");
+        let mut args = vec!["config", "check", path];
+        for set in sets {
+            args.extend(["-c", set]);
+        }
+        let out = tsr(&args);
+        assert_eq!(out.status.code(), Some(78), "{sets:?}: {}", stderr(&out));
+        assert!(stderr(&out).contains(key), "{sets:?}: {}", stderr(&out));
+    }
+    // The same settings one step inside the limits pass.
+    let file = temp_toml("");
+    let path = file.path().to_str().expect("utf-8 path");
+    let ok = tsr(&[
+        "config",
+        "check",
+        path,
+        "-c",
+        "search.kind=\"lookahead\"",
+        "-c",
+        "env.max_turns=5",
+        "-c",
+        "search.depth=4",
+        "-c",
+        "search.width=1",
+    ]);
+    assert_eq!(ok.status.code(), Some(0), "{}", stderr(&ok));
+}
+
+#[test]
 fn unknown_model_bench_choices_are_usage_errors() {
     for args in [
         ["bench", "model", "--preset", "huge"],

@@ -146,6 +146,14 @@ fn init_series_creates_every_declared_metric_at_zero_and_episodes_count_by_outco
         value(&text, "tsr_search_time_ratio{search=\"best_of_n\"}"),
         0.5
     );
+    // 3 committed turns (one per episode), each its own candidate, plus 9 extra candidates.
+    assert_eq!(
+        value(
+            &text,
+            "tsr_search_candidates_per_turn{search=\"best_of_n\"}"
+        ),
+        4.0
+    );
     assert_eq!(value(&text, "tsr_train_success_ratio"), 1.0 / 3.0);
     assert_eq!(value(&text, "tsr_validation_success_ratio"), 1.0);
 }

@@ -189,6 +189,33 @@ fn ties_go_to_the_earliest_and_invalid_candidates_score_minus_1e6() {
 }
 
 #[test]
+fn best_of_n_commits_the_earliest_of_candidates_that_tie_for_best() {
+    // Up and Left both leave the player on the start (score 0); the garbage reply before them
+    // scores -1e6. The first of the tied best, Up, is committed, every turn.
+    let mut env = TaskEnv::FrozenLake(FrozenLake::from_map("SGF/HFF/FFF", 1.0).expect("valid map"));
+    let mut sampler = Scripted {
+        script: |_, _| vec!["???".into(), answer("Up"), answer("Left")],
+        calls: vec![],
+    };
+    let mut chooser = BestOfN {
+        n: 3,
+        explore: 0,
+        scorer: Scorer::reward_only(),
+    };
+    let ep = play_episode(
+        &mut env,
+        spec(),
+        &settings(3),
+        &mut chooser,
+        &mut sampler,
+        &CharCodec,
+    )
+    .expect("episode");
+    let played: Vec<&str> = ep.turns.iter().map(|t| t.reply.as_str()).collect();
+    assert_eq!(played, vec![answer("Up").as_str(); 3]);
+}
+
+#[test]
 fn lookahead_continues_each_candidate_exactly_depth_turns() {
     for depth in [0usize, 1, 2] {
         let mut env =

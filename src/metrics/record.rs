@@ -77,7 +77,10 @@ pub fn record_episodes(episodes: &[Episode], wall_s: f64, train: bool) {
     } else {
         0.0
     };
-    metrics::gauge!(SEARCH_TIME_SHARE, "search" => search).set(share);
+    let s = search.clone();
+    metrics::gauge!(SEARCH_TIME_SHARE, "search" => s).set(share);
+    let per_turn = crate::train::driver::SearchAccounting::of(episodes).candidates_per_turn;
+    metrics::gauge!(SEARCH_CANDIDATES_PER_TURN, "search" => search).set(per_turn);
     metrics::gauge!(TRAIN_SUCCESS).set(outcomes.success_rate);
     metrics::gauge!(TRAIN_RETURN).set(outcomes.mean_return);
 }

@@ -24,9 +24,11 @@ pub struct SearchSection {
     /// its mean; generates nothing extra).
     pub kind: String,
     /// Candidates per turn (best_of_n, lookahead M) or whole episodes per instance
-    /// (best_of_n_trajectory, of which the best `keep` are trained).
+    /// (best_of_n_trajectory: each planned episode is the best of `n` played on forks).
     pub n: usize,
-    /// best_of_n_trajectory: episodes kept per instance out of `n` (0 = half).
+    /// best_of_n_trajectory: episodes kept out of the `n` played for one planned episode. Only 1
+    /// is implemented (the spec's top k of a group, e.g. the reference's "double the group and
+    /// keep the better half", is not), so larger values are refused rather than ignored.
     pub keep: usize,
     /// Beam width B: partial trajectories kept per instance.
     pub width: usize,
@@ -60,7 +62,7 @@ impl Default for SearchSection {
         Self {
             kind: "none".into(),
             n: 4,
-            keep: 0,
+            keep: 1,
             width: 2,
             branch: 4,
             depth: 2,
@@ -83,11 +85,13 @@ impl Section for SearchSection {
             &format!("one of {}", KINDS.join(", ")),
         );
         issues.range(&key("n"), self.n, 1, 256);
+        // 0 is what run folders written before this check hold (it was documented as "half"
+        // but never read): it still loads, and means 1 like it always did.
         issues.check(
-            self.keep <= self.n,
+            self.keep <= 1,
             &key("keep"),
             self.keep,
-            &format!("at most n = {}", self.n),
+            "1 (keeping more than the best of n is not implemented; 0 also means 1)",
         );
         issues.range(&key("width"), self.width, 1, 64);
         issues.check(
@@ -111,6 +115,17 @@ impl Section for SearchSection {
             "shared or independent",
         );
         issues.range(&key("simulations"), self.simulations, 1, 1024);
+        // Only best-of-N per turn reseeds and averages its forks; beam, lookahead and whole
+        // episodes on forks always share the real environment's randomness, so "independent"
+        // there would be silently ignored.
+        issues.check(
+            self.stochastic == "shared"
+                || !["beam", "lookahead", "best_of_n_trajectory"].contains(&self.kind.as_str()),
+            &key("stochastic"),
+            &self.stochastic,
+            "shared when kind is beam, lookahead or best_of_n_trajectory (only best_of_n \
+             averages independent simulations)",
+        );
         issues.range(&key("explore"), self.explore, 0, 256);
         issues.check(
             self.explore == 0 || ["best_of_n", "lookahead"].contains(&self.kind.as_str()),
