@@ -205,6 +205,8 @@ fn non_finite_or_negative_rates_and_empty_batches_are_config_errors() {
         // The right type but a value the key cannot hold: named, not "(config)".
         ("run.seed", "-1"),
         ("algo.env_groups", "-3"),
+        // Only one update overlaps the next step's rollouts: deeper lags are not implemented.
+        ("train.policy_lag", "2"),
     ] {
         let set = format!("{key}={value}");
         let file = temp_toml("");

@@ -46,7 +46,8 @@ pub struct TrainSection {
     pub samples_every: u64,
     /// Episodes written per sample file.
     pub samples_per_file: usize,
-    /// Rollouts for step k+1 may use weights up to this many versions old (0 = synchronous).
+    /// Rollouts for step k+1 may use weights up to this many versions old: 0 (synchronous) or 1
+    /// (step k+1's rollouts overlap step k's update).
     pub policy_lag: u64,
     /// Stop the run after this many consecutive skipped (non-finite) updates.
     pub max_skipped_in_row: u64,
@@ -128,7 +129,9 @@ impl Section for TrainSection {
             "one of compact, compact_full, compact_columns, chat, auto",
         );
         issues.range(&format!("{p}.keep_last"), self.keep_last, 1, 1000);
-        issues.range(&format!("{p}.policy_lag"), self.policy_lag, 0, 16);
+        // The actor system keeps at most one update in flight while the next step's rollouts
+        // run, so a lag above 1 would be accepted and behave as 1: refused instead.
+        issues.range(&format!("{p}.policy_lag"), self.policy_lag, 0, 1);
         issues.range(
             &format!("{p}.replay_groups"),
             self.replay_groups,
