@@ -153,8 +153,8 @@ fn finished(cell: &Path) -> Option<RunResult> {
     }
 }
 
-/// Run one grid cell; results already on disk (`result.json` in the run's cell folder) are reused,
-/// so an interrupted experiment continues where it stopped.
+/// Run one grid cell; a result already on disk (`cells/{task}-{algo}-{search}-{seed}.json`) is
+/// reused, so an interrupted experiment continues where it stopped.
 fn run_one(
     exp: &ExperimentFile,
     task: &str,
@@ -206,30 +206,42 @@ fn run_one(
     Ok(result)
 }
 
+/// One grid cell: task, its base config, algorithm, search kind, seed.
+type Cell<'a> = (&'a str, &'a Path, &'a str, &'a str, u64);
+
+/// Every cell of the grid in the experiment file's order (tasks by name).
+fn cells(exp: &ExperimentFile) -> Vec<Cell<'_>> {
+    let mut cells = Vec::new();
+    for (task, base) in &exp.tasks {
+        for algo in &exp.algos {
+            for search in &exp.searches {
+                for &seed in &exp.seeds {
+                    cells.push((
+                        task.as_str(),
+                        base.as_path(),
+                        algo.as_str(),
+                        search.as_str(),
+                        seed,
+                    ));
+                }
+            }
+        }
+    }
+    cells
+}
+
 /// Run the whole grid (skipping finished cells), then write `results.md`, `results.json` and
 /// the PNG learning curves.
 pub fn run(exp: &ExperimentFile) -> Result<Vec<RunResult>> {
     // Every cell's config is checked before the first run starts, so a bad cell late in the grid
     // fails in a second rather than after hours of runs.
-    for base in exp.tasks.values() {
-        for algo in &exp.algos {
-            for search in &exp.searches {
-                for &seed in &exp.seeds {
-                    config_for(exp, base, algo, search, seed)?;
-                }
-            }
-        }
+    for (_, base, algo, search, seed) in cells(exp) {
+        config_for(exp, base, algo, search, seed)?;
     }
     let mut results = Vec::new();
-    for (task, base) in &exp.tasks {
-        for algo in &exp.algos {
-            for search in &exp.searches {
-                for &seed in &exp.seeds {
-                    tracing::info!(task, algo, search, seed, "experiment run");
-                    results.push(run_one(exp, task, base, algo, search, seed)?);
-                }
-            }
-        }
+    for (task, base, algo, search, seed) in cells(exp) {
+        tracing::info!(task, algo, search, seed, "experiment run");
+        results.push(run_one(exp, task, base, algo, search, seed)?);
     }
     write_summary(exp, &results, &[])?;
     Ok(results)
@@ -240,16 +252,10 @@ pub fn run(exp: &ExperimentFile) -> Result<Vec<RunResult>> {
 /// results and the names of the cells not run yet, which `results.md` lists too.
 pub fn report(exp: &ExperimentFile) -> Result<(Vec<RunResult>, Vec<String>)> {
     let (mut results, mut missing) = (Vec::new(), Vec::new());
-    for task in exp.tasks.keys() {
-        for algo in &exp.algos {
-            for search in &exp.searches {
-                for &seed in &exp.seeds {
-                    match finished(&cell_path(exp, task, algo, search, seed)) {
-                        Some(done) => results.push(done),
-                        None => missing.push(format!("{task}-{algo}-{search}-{seed}")),
-                    }
-                }
-            }
+    for (task, _, algo, search, seed) in cells(exp) {
+        match finished(&cell_path(exp, task, algo, search, seed)) {
+            Some(done) => results.push(done),
+            None => missing.push(format!("{task}-{algo}-{search}-{seed}")),
         }
     }
     std::fs::create_dir_all(&exp.out_dir)?;
